@@ -1,0 +1,890 @@
+# spore core: the program that runs on the target after the first stage.
+# One source for Python 2.7, 3.6-3.13 and PyPy 3. It speaks the framed wire
+# protocol of docs/protocol.md on the transport it inherited (fd 100 for
+# input, fd 1 for output) and serves its parent's requests from one
+# single-threaded poll loop. It trusts nothing but its parent's stream.
+import sys
+sys.path = [p for p in sys.path if p]
+import errno
+import fcntl
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import traceback
+
+PY3 = sys.version_info[0] >= 3
+HDR = struct.Struct('>BII')
+MAXF = 1 << 20
+WINDOW = 1 << 21
+CHUNK = 1 << 17
+REQ, REP, DATA, EOF, CREDIT, CLOSE, EVENT = 1, 2, 3, 4, 5, 6, 7
+AGAIN = (errno.EAGAIN, errno.EWOULDBLOCK, errno.EINTR)
+
+if PY3:
+    def b(s):
+        return s
+else:
+    def b(s):
+        if isinstance(s, unicode):
+            return s.encode('utf-8')
+        return s
+
+
+def cloexec(fd):
+    fcntl.fcntl(fd, fcntl.F_SETFD, fcntl.fcntl(fd, fcntl.F_GETFD) | fcntl.FD_CLOEXEC)
+
+
+def nonblock(fd):
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) | os.O_NONBLOCK)
+
+
+def blocking(fd):
+    fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_NONBLOCK)
+
+
+def pipe():
+    r, w = os.pipe()
+    cloexec(r)
+    cloexec(w)
+    return r, w
+
+
+def close(fd):
+    if fd is not None and fd >= 0:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
+def errmsg(e):
+    if isinstance(e, EnvironmentError) and e.strerror:
+        if getattr(e, 'filename', None):
+            return '%s: %s' % (e.strerror, e.filename)
+        return e.strerror
+    return str(e) or e.__class__.__name__
+
+
+class Fail(Exception):
+    """A request failure with a kind the host understands."""
+    def __init__(self, kind, msg):
+        Exception.__init__(self, msg)
+        self.kind = kind
+
+
+class Loop(object):
+    """Readiness loop over poll (select where poll is missing)."""
+    def __init__(self):
+        self.r = {}
+        self.w = {}
+        self.poller = getattr(select, 'poll', None)
+        if self.poller:
+            self.poller = self.poller()
+        self.masks = {}
+
+    def _sync(self, fd):
+        if not self.poller:
+            return
+        m = 0
+        if fd in self.r:
+            m |= select.POLLIN
+        if fd in self.w:
+            m |= select.POLLOUT
+        old = self.masks.get(fd, 0)
+        if m == old:
+            return
+        if m:
+            if old:
+                self.poller.modify(fd, m)
+            else:
+                self.poller.register(fd, m)
+            self.masks[fd] = m
+        else:
+            self.poller.unregister(fd)
+            del self.masks[fd]
+
+    def reader(self, fd, fn):
+        if fn is None:
+            self.r.pop(fd, None)
+        else:
+            self.r[fd] = fn
+        self._sync(fd)
+
+    def writer(self, fd, fn):
+        if fn is None:
+            self.w.pop(fd, None)
+        else:
+            self.w[fd] = fn
+        self._sync(fd)
+
+    def forget(self, fd):
+        self.r.pop(fd, None)
+        self.w.pop(fd, None)
+        self._sync(fd)
+
+    def once(self):
+        try:
+            if self.poller:
+                events = self.poller.poll()
+                ready = []
+                for fd, ev in events:
+                    if ev & (select.POLLIN | select.POLLHUP | select.POLLERR | select.POLLNVAL):
+                        ready.append((self.r, fd))
+                    if ev & (select.POLLOUT | select.POLLERR | select.POLLHUP | select.POLLNVAL):
+                        ready.append((self.w, fd))
+            else:
+                rs, ws, _ = select.select(list(self.r), list(self.w), [])
+                ready = [(self.r, fd) for fd in rs] + [(self.w, fd) for fd in ws]
+        except (select.error, OSError, IOError) as e:
+            if e.args[0] == errno.EINTR:
+                return
+            raise
+        for table, fd in ready:
+            fn = table.get(fd)
+            if fn is not None:
+                fn()
+
+
+class Chan(object):
+    """One multiplexed channel: bytes from the host go to sink, bytes read
+    from src go to the host, each direction under a credit window."""
+    def __init__(self, core, cid, sink=None, src=None, sock=False, on_done=None):
+        self.core = core
+        self.id = cid
+        self.sink = sink
+        self.src = src
+        self.sock = sock
+        self.on_done = on_done
+        self.inbuf = []
+        self.inlen = 0
+        self.ineof = False
+        self.credit = WINDOW
+        self.reading = False
+        self.src_done = src is None
+        self.sink_done = sink is None
+        core.chans[cid] = self
+        if sink is not None:
+            nonblock(sink)
+        if src is not None:
+            nonblock(src)
+            self._want_read()
+
+    def _want_read(self):
+        if not self.src_done and self.credit > 0 and not self.reading:
+            self.reading = True
+            self.core.loop.reader(self.src, self._readable)
+
+    def _readable(self):
+        try:
+            d = os.read(self.src, min(self.credit, CHUNK))
+        except OSError as e:
+            if e.errno in AGAIN:
+                return
+            d = b''
+        if d:
+            self.credit -= len(d)
+            self.core.send(DATA, self.id, d)
+            if self.credit <= 0:
+                self.reading = False
+                self.core.loop.reader(self.src, None)
+            return
+        self.reading = False
+        self.core.loop.reader(self.src, None)
+        self.src_done = True
+        self.core.send(EOF, self.id, b'')
+        if self.src != self.sink:
+            close(self.src)
+        self._maybe_done()
+
+    def on_credit(self, n):
+        self.credit += n
+        self._want_read()
+
+    def on_data(self, d):
+        if self.sink_done:
+            # sink gone: drop, but keep the host's window moving
+            return
+        self.inlen += len(d)
+        if self.inlen > WINDOW:
+            raise Fail('protocol', 'channel %d overran its window' % self.id)
+        self.inbuf.append(d)
+        self._writable()
+
+    def on_eof(self):
+        self.ineof = True
+        self._writable()
+
+    def _writable(self):
+        sent = 0
+        while self.inbuf:
+            d = self.inbuf[0]
+            try:
+                n = os.write(self.sink, d)
+            except OSError as e:
+                if e.errno in AGAIN:
+                    break
+                # reader went away (EPIPE): discard what is pending
+                self.inbuf = []
+                self.inlen = 0
+                self._close_sink()
+                return
+            sent += n
+            if n == len(d):
+                self.inbuf.pop(0)
+            else:
+                self.inbuf[0] = d[n:]
+        if sent:
+            self.inlen -= sent
+            self.core.send(CREDIT, self.id, struct.pack('>I', sent))
+        if self.inbuf:
+            self.core.loop.writer(self.sink, self._writable)
+        else:
+            self.core.loop.writer(self.sink, None)
+            if self.ineof:
+                self._close_sink()
+
+    def _close_sink(self):
+        if self.sink_done:
+            return
+        self.sink_done = True
+        self.core.loop.writer(self.sink, None)
+        if self.sink == self.src:
+            if self.sock:
+                try:
+                    socket.fromfd(self.sink, socket.AF_INET, socket.SOCK_STREAM).shutdown(socket.SHUT_WR)
+                except Exception:
+                    pass
+        else:
+            close(self.sink)
+        self._maybe_done()
+
+    def _maybe_done(self):
+        if self.src_done and self.sink_done:
+            if self.src is not None and self.src == self.sink:
+                self.core.loop.forget(self.src)
+                close(self.src)
+            self.core.chans.pop(self.id, None)
+            if self.on_done:
+                self.on_done()
+
+    def close(self):
+        for fd in (self.src, self.sink):
+            if fd is not None:
+                self.core.loop.forget(fd)
+                close(fd)
+        self.src_done = self.sink_done = True
+        self.core.chans.pop(self.id, None)
+
+
+class Core(object):
+    def __init__(self, rfd, wfd):
+        self.rfd = rfd
+        self.wfd = wfd
+        self.loop = Loop()
+        self.chans = {}
+        self.procs = {}
+        self.inbuf = b''
+        self.out = []
+        self.outlen = 0
+        self.running = True
+        self.name = ''
+        nonblock(rfd)
+        nonblock(wfd)
+        self.loop.reader(rfd, self._readable)
+        self.wake_r, self.wake_w = pipe()
+        nonblock(self.wake_r)
+        nonblock(self.wake_w)
+        signal.signal(signal.SIGCHLD, lambda *a: None)
+        signal.signal(signal.SIGTERM, self._signalled)
+        signal.signal(signal.SIGHUP, self._signalled)
+        signal.set_wakeup_fd(self.wake_w)
+        self.loop.reader(self.wake_r, self._wake)
+
+    def _signalled(self, *a):
+        self.running = False
+
+    # ---- output ----
+    def send(self, t, i, payload):
+        self.out.append(HDR.pack(t, i, len(payload)))
+        self.out.append(payload)
+        self.outlen += HDR.size + len(payload)
+        if self.outlen >= CHUNK or len(self.out) > 64:
+            self.flush()
+        else:
+            self.loop.writer(self.wfd, self.flush)
+
+    def flush(self):
+        while self.out:
+            data = b''.join(self.out)
+            try:
+                n = os.write(self.wfd, data)
+            except OSError as e:
+                if e.errno in AGAIN:
+                    self.out = [data]
+                    self.loop.writer(self.wfd, self.flush)
+                    return
+                self.running = False
+                self.out = []
+                return
+            data = data[n:]
+            self.out = [data] if data else []
+            self.outlen = len(data)
+            if data and self.outlen > 4 * WINDOW:
+                blocking(self.wfd)
+                try:
+                    while data:
+                        data = data[os.write(self.wfd, data):]
+                except OSError:
+                    self.running = False
+                nonblock(self.wfd)
+                self.out = []
+                self.outlen = 0
+        self.loop.writer(self.wfd, None)
+
+    def reply(self, rid, obj):
+        self.send(REP, rid, json.dumps(obj).encode('ascii'))
+
+    def event(self, rid, obj):
+        self.send(EVENT, rid, json.dumps(obj).encode('ascii'))
+
+    # ---- input ----
+    def _readable(self):
+        try:
+            d = os.read(self.rfd, 1 << 18)
+        except OSError as e:
+            if e.errno in AGAIN:
+                return
+            d = b''
+        if not d:
+            self.running = False
+            return
+        buf = self.inbuf + d if self.inbuf else d
+        off = 0
+        n = len(buf)
+        while n - off >= HDR.size:
+            t, i, ln = HDR.unpack_from(buf, off)
+            if ln > MAXF:
+                self.die('frame of %d bytes exceeds the maximum' % ln)
+                return
+            if n - off - HDR.size < ln:
+                break
+            p = buf[off + HDR.size:off + HDR.size + ln]
+            off += HDR.size + ln
+            try:
+                self.dispatch(t, i, p)
+            except Fail as e:
+                if e.kind == 'protocol':
+                    self.die(str(e))
+                    return
+                raise
+        self.inbuf = buf[off:]
+
+    def die(self, msg):
+        sys.stderr.write('spore core %s: protocol error: %s\n' % (self.name, msg))
+        self.running = False
+
+    def dispatch(self, t, i, p):
+        if t == DATA:
+            c = self.chans.get(i)
+            if c:
+                c.on_data(p)
+        elif t == CREDIT:
+            c = self.chans.get(i)
+            if c and len(p) == 4:
+                c.on_credit(struct.unpack('>I', p)[0])
+        elif t == EOF:
+            c = self.chans.get(i)
+            if c:
+                c.on_eof()
+        elif t == CLOSE:
+            c = self.chans.get(i)
+            if c:
+                c.close()
+        elif t == REQ:
+            try:
+                req = json.loads(p.decode('utf-8'))
+                op = req.get('op')
+                fn = getattr(self, 'op_' + str(op), None)
+                if fn is None:
+                    raise Fail('protocol', 'unknown request %r' % (op,))
+                res = fn(i, req)
+                if res is not None:
+                    self.reply(i, res)
+            except Fail as e:
+                self.reply(i, {'error': {'kind': e.kind, 'msg': str(e)}})
+            except Exception as e:
+                self.reply(i, {'error': {'kind': 'remote', 'msg': errmsg(e),
+                                         'type': e.__class__.__name__,
+                                         'traceback': traceback.format_exc()}})
+        else:
+            raise Fail('protocol', 'unknown frame type %d' % t)
+
+    def _wake(self):
+        try:
+            while os.read(self.wake_r, 512):
+                pass
+        except OSError:
+            pass
+        self.reap()
+
+    def reap(self):
+        while True:
+            try:
+                pid, st = os.waitpid(-1, os.WNOHANG)
+            except OSError:
+                return
+            if pid == 0:
+                return
+            rid = self.procs.pop(pid, None)
+            if rid is None:
+                continue
+            if os.WIFSIGNALED(st):
+                self.event(rid, {'exit': 128 + os.WTERMSIG(st), 'signal': os.WTERMSIG(st)})
+            else:
+                self.event(rid, {'exit': os.WEXITSTATUS(st)})
+
+    def run(self):
+        while self.running:
+            self.loop.once()
+        self.shutdown()
+
+    def shutdown(self):
+        for c in list(self.chans.values()):
+            c.close()
+        pids = list(self.procs)
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGTERM)
+            except OSError:
+                pass
+        import time
+        end = time.time() + 2
+        while self.procs and time.time() < end:
+            try:
+                pid, _ = os.waitpid(-1, os.WNOHANG)
+            except OSError:
+                break
+            if pid:
+                self.procs.pop(pid, None)
+            else:
+                time.sleep(0.02)
+        for pid in self.procs:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        try:
+            self.flush()
+        except Exception:
+            pass
+
+    # ---- requests ----
+    def op_hello(self, rid, req):
+        self.name = req.get('name', '')
+        exe = sys.executable
+        k = exe.find('(spore:')
+        if k > 0:
+            exe = exe[:k]
+        impl = 'cpython'
+        if hasattr(sys, 'implementation'):
+            impl = sys.implementation.name
+        elif '__pypy__' in sys.builtin_module_names:
+            impl = 'pypy'
+        try:
+            import pwd
+            user = pwd.getpwuid(os.getuid())[0]
+        except Exception:
+            user = ''
+        u = os.uname()
+        return {'python': '%d.%d.%d' % tuple(sys.version_info[:3]), 'implementation': impl,
+                'executable': exe, 'platform': sys.platform,
+                'system': u[0], 'release': u[2], 'machine': u[4],
+                'pid': os.getpid(), 'uid': os.getuid(), 'gid': os.getgid(), 'user': user,
+                'hostname': socket.gethostname(), 'cwd': os.getcwd()}
+
+    def op_ping(self, rid, req):
+        return {}
+
+    def op_shutdown(self, rid, req):
+        self.running = False
+        return {}
+
+    def op_spawn(self, rid, req):
+        argv = req.get('argv')
+        if req.get('shell') is not None:
+            argv = ['/bin/sh', '-c', req['shell']]
+        if not argv:
+            raise Fail('bad-request', 'empty command')
+        argv = [b(a) for a in argv]
+        env = dict(os.environ)
+        for k, v in (req.get('env') or {}).items():
+            env[b(k)] = b(v)
+        cwd = req.get('dir') or None
+        if cwd:
+            cwd = b(os.path.expanduser(cwd))
+        mode = req.get('pty') and 'pty' or (req.get('tty') and 'tty') or ''
+        fds = []
+        try:
+            if mode == 'pty':
+                import pty as _pty
+                master, slave = _pty.openpty()
+                cloexec(master)
+                cloexec(slave)
+                fds += [master, slave]
+                _winsize(slave, req.get('rows'), req.get('cols'))
+                child = (slave, slave, slave, slave)
+            else:
+                ir, iw = pipe()
+                o_r, o_w = pipe()
+                fds += [ir, iw, o_r, o_w]
+                if req.get('errch'):
+                    e_r, e_w = pipe()
+                    fds += [e_r, e_w]
+                else:
+                    e_r = None
+                    e_w = os.open(os.devnull, os.O_WRONLY)
+                    cloexec(e_w)
+                    fds.append(e_w)
+                tty = None
+                if mode == 'tty':
+                    import pty as _pty
+                    master, tty = _pty.openpty()
+                    cloexec(master)
+                    cloexec(tty)
+                    fds += [master, tty]
+                child = (ir, o_w, e_w, tty)
+            pid = _fork_exec(argv, env, cwd, child)
+        except OSError as e:
+            for fd in fds:
+                close(fd)
+            kind = 'not-found' if e.errno == errno.ENOENT else 'exec'
+            raise Fail(kind, '%s: %s' % (argv[0].decode('utf-8', 'replace') if PY3 and isinstance(argv[0], bytes) else argv[0], errmsg(e)))
+        self.procs[pid] = rid
+        if mode == 'pty':
+            close(slave)
+            Chan(self, req['ch'], master, master)
+        else:
+            for fd in (ir, o_w, e_w, tty):
+                close(fd)
+            Chan(self, req['ch'], iw, o_r)
+            if e_r is not None:
+                Chan(self, req['errch'], None, e_r)
+            if mode == 'tty':
+                Chan(self, req['ttych'], master, master)
+        return {'pid': pid}
+
+    def op_signal(self, rid, req):
+        for pid, r in self.procs.items():
+            if r == req.get('id'):
+                try:
+                    os.killpg(pid, int(req.get('signal', signal.SIGTERM)))
+                except OSError:
+                    try:
+                        os.kill(pid, int(req.get('signal', signal.SIGTERM)))
+                    except OSError:
+                        pass
+        return {}
+
+    def op_resize(self, rid, req):
+        c = self.chans.get(req.get('ch'))
+        if c and c.sink is not None:
+            _winsize(c.sink, req.get('rows'), req.get('cols'))
+        return {}
+
+    def op_dial(self, rid, req):
+        host, port = req.get('host'), int(req.get('port'))
+        try:
+            infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except socket.gaierror as e:
+            raise Fail('connect', 'cannot resolve %s: %s' % (host, e.args[-1]))
+        last = None
+        for fam, typ, proto, _, addr in infos:
+            s = socket.socket(fam, typ, proto)
+            s.settimeout(float(req.get('timeout', 30)))
+            try:
+                s.connect(addr)
+            except (socket.error, OSError) as e:
+                last = e
+                s.close()
+                continue
+            fd = os.dup(s.fileno())
+            s.close()
+            cloexec(fd)
+            Chan(self, req['ch'], fd, fd, sock=True)
+            return {}
+        raise Fail('connect', 'cannot connect to %s:%s: %s' % (host, port, errmsg(last)))
+
+    def op_python(self, rid, req):
+        code = req.get('code', '')
+        ns = {'__name__': '__spore__', 'args': req.get('args')}
+        if PY3:
+            from io import StringIO
+        else:
+            from StringIO import StringIO
+        buf = StringIO()
+        old = sys.stdout
+        sys.stdout = buf
+        try:
+            try:
+                c = compile(code, '<spore>', 'eval')
+                res = eval(c, ns)
+            except SyntaxError:
+                c = compile(code, '<spore>', 'exec')
+                exec(c, ns)
+                res = ns.get('result')
+        except Exception as e:
+            sys.stdout = old
+            tb = traceback.format_exc()
+            return {'error': {'kind': 'remote', 'type': e.__class__.__name__, 'msg': errmsg(e),
+                              'traceback': tb}, 'stdout': buf.getvalue()}
+        finally:
+            sys.stdout = old
+        try:
+            json.dumps(res)
+        except (TypeError, ValueError):
+            res = repr(res)
+        return {'result': res, 'stdout': buf.getvalue()}
+
+    def op_stat(self, rid, req):
+        try:
+            st = os.lstat(b(req['path']))
+        except OSError as e:
+            raise Fail('fs', errmsg(e))
+        import stat as S
+        kind = 'file'
+        if S.S_ISDIR(st.st_mode):
+            kind = 'dir'
+        elif S.S_ISLNK(st.st_mode):
+            kind = 'symlink'
+        elif not S.S_ISREG(st.st_mode):
+            kind = 'other'
+        return {'size': st.st_size, 'mode': st.st_mode & 0o7777, 'type': kind,
+                'mtime': st.st_mtime, 'uid': st.st_uid, 'gid': st.st_gid}
+
+    def op_list(self, rid, req):
+        try:
+            names = sorted(os.listdir(b(req['path'])))
+        except OSError as e:
+            raise Fail('fs', errmsg(e))
+        if PY3:
+            return {'names': names}
+        return {'names': [n.decode('utf-8', 'replace') for n in names]}
+
+    def op_mkdir(self, rid, req):
+        p = b(req['path'])
+        try:
+            if req.get('parents'):
+                if not os.path.isdir(p):
+                    os.makedirs(p, int(req.get('mode', 0o755)))
+            else:
+                os.mkdir(p, int(req.get('mode', 0o755)))
+        except OSError as e:
+            raise Fail('fs', errmsg(e))
+        return {}
+
+    def op_remove(self, rid, req):
+        p = b(req['path'])
+        try:
+            if os.path.isdir(p) and not os.path.islink(p):
+                if req.get('recursive'):
+                    import shutil
+                    shutil.rmtree(p)
+                else:
+                    os.rmdir(p)
+            else:
+                os.unlink(p)
+        except OSError as e:
+            raise Fail('fs', errmsg(e))
+        return {}
+
+    def op_put(self, rid, req):
+        import hashlib
+        path = b(req['path'])
+        d = os.path.dirname(path) or b('.')
+        tmp = os.path.join(d, b('.%s.spore-%d' % (os.path.basename(req['path']), os.getpid())))
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as e:
+            raise Fail('fs', errmsg(e))
+        cloexec(fd)
+        h = hashlib.sha256()
+        core = self
+        state = {'n': 0, 'err': None}
+
+        class Sink(Chan):
+            def on_data(self, data):
+                if state['err'] is None:
+                    try:
+                        v = data
+                        while v:
+                            v = v[os.write(fd, v):]
+                        h.update(data)
+                    except OSError as e:
+                        state['err'] = errmsg(e)
+                state['n'] += len(data)
+                core.send(CREDIT, self.id, struct.pack('>I', len(data)))
+
+            def on_eof(self):
+                core.chans.pop(self.id, None)
+                finish()
+
+            def close(self):
+                core.chans.pop(self.id, None)
+                close(fd)
+                _unlink(tmp)
+
+        def finish():
+            err = state['err']
+            if err is None and state['n'] != int(req.get('size', state['n'])):
+                err = 'size mismatch: got %d bytes, expected %s' % (state['n'], req.get('size'))
+            if err is None and req.get('sha256') and h.hexdigest() != req['sha256']:
+                err = 'sha256 mismatch'
+            if err is None:
+                try:
+                    os.fchmod(fd, int(req.get('mode', 0o644)))
+                    os.fsync(fd)
+                except OSError as e:
+                    err = errmsg(e)
+            close(fd)
+            if err is None:
+                try:
+                    os.rename(tmp, path)
+                except OSError as e:
+                    err = errmsg(e)
+            if err is not None:
+                _unlink(tmp)
+                self.reply(rid, {'error': {'kind': 'fs', 'msg': err}})
+            else:
+                self.reply(rid, {'size': state['n'], 'sha256': h.hexdigest()})
+
+        s = Sink(self, req['ch'])
+        s.sink_done = False
+        return None
+
+    def op_get(self, rid, req):
+        import hashlib
+        try:
+            fd = os.open(b(req['path']), os.O_RDONLY)
+            st = os.fstat(fd)
+        except OSError as e:
+            raise Fail('fs', errmsg(e))
+        cloexec(fd)
+        h = hashlib.sha256()
+        core = self
+
+        class Source(Chan):
+            def _readable(self):
+                try:
+                    d = os.read(fd, min(self.credit, CHUNK))
+                except OSError as e:
+                    d = b''
+                    core.event(rid, {'error': errmsg(e)})
+                if d:
+                    h.update(d)
+                    self.credit -= len(d)
+                    core.send(DATA, self.id, d)
+                    if self.credit <= 0:
+                        self.reading = False
+                        core.loop.reader(fd, None)
+                    return
+                self.reading = False
+                core.loop.reader(fd, None)
+                self.src_done = True
+                core.send(EOF, self.id, b'')
+                core.event(rid, {'sha256': h.hexdigest()})
+                close(fd)
+                core.chans.pop(self.id, None)
+
+        self.reply(rid, {'size': st.st_size, 'mode': st.st_mode & 0o7777})
+        Source(self, req['ch'], None, fd)
+        return None
+
+
+def _unlink(p):
+    try:
+        os.unlink(p)
+    except OSError:
+        pass
+
+
+def _winsize(fd, rows, cols):
+    if rows and cols:
+        try:
+            import termios
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack('HHHH', int(rows), int(cols), 0, 0))
+        except Exception:
+            pass
+
+
+def _fork_exec(argv, env, cwd, fds):
+    stdin, stdout, stderr, tty = fds
+    er, ew = pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(er)
+            os.setsid()
+            if tty is not None:
+                import termios
+                try:
+                    fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
+                except Exception:
+                    pass
+            for i, fd in enumerate((stdin, stdout, stderr)):
+                os.dup2(fd, i)
+            signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+            signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if cwd:
+                os.chdir(cwd)
+            os.execvpe(argv[0], argv, env)
+        except BaseException as e:
+            try:
+                os.write(ew, str(getattr(e, 'errno', 0) or 0).encode('ascii') + b':' + errmsg(e).encode('utf-8', 'replace'))
+            finally:
+                os._exit(127)
+    os.close(ew)
+    data = b''
+    while True:
+        try:
+            d = os.read(er, 4096)
+        except OSError as e:
+            if e.errno == errno.EINTR:
+                continue
+            raise
+        if not d:
+            break
+        data += d
+    os.close(er)
+    if data:
+        try:
+            os.waitpid(pid, 0)
+        except OSError:
+            pass
+        code, _, msg = data.partition(b':')
+        raise OSError(int(code or 0), msg.decode('utf-8', 'replace'))
+    return pid
+
+
+def main():
+    rfd = os.dup(100)
+    os.close(100)
+    wfd = os.dup(1)
+    cloexec(rfd)
+    cloexec(wfd)
+    nul = os.open(os.devnull, os.O_RDWR)
+    os.dup2(nul, 0)
+    os.dup2(nul, 1)
+    os.close(nul)
+    core = Core(rfd, wfd)
+    try:
+        core.run()
+    except Exception:
+        sys.stderr.write('spore core %s: internal error: %s\n' % (core.name, traceback.format_exc().splitlines()[-1]))
+        core.shutdown()
+    os._exit(0)
+
+
+main()

@@ -1,0 +1,114 @@
+package remote
+
+import (
+	"bytes"
+	"compress/flate"
+	_ "embed"
+	"encoding/base64"
+	"strconv"
+	"strings"
+	"sync"
+)
+
+//go:embed first_stage.py
+var firstStageSource string
+
+//go:embed core.py
+var coreSource string
+
+// Loader is the `python -c` program: it drops the current directory from
+// sys.path before its first import (python -c searches it first, and under
+// sudo it belongs to the calling user), then runs the first stage from
+// argv[1].
+const Loader = "import sys;sys.path=[p for p in sys.path if p];import binascii,os,select,zlib;" +
+	"exec(zlib.decompress(binascii.a2b_base64(sys.argv[1]),-15))"
+
+// Marker1 and Marker2 are written by the first stage: the first before it
+// reads the preamble, the second once the core has all of it. They cannot
+// be mistaken for banners, prompts or shell errors.
+var (
+	Marker1 = []byte("\n(spore-boot-1)\n")
+	Marker2 = []byte("(spore-boot-2)\n")
+)
+
+// Module is one embedded Python source and its sizes.
+type Module struct {
+	Name       string
+	Original   int
+	Minified   int
+	Compressed int
+}
+
+var (
+	once     sync.Once
+	stageB64 string
+	preamble []byte
+	modules  []Module
+)
+
+func build() {
+	fs := Minify(firstStageSource)
+	fsz := deflate([]byte(fs))
+	stageB64 = base64.StdEncoding.EncodeToString(fsz)
+	core := Minify(coreSource)
+	preamble = deflate([]byte(core))
+	modules = []Module{
+		{"first_stage", len(firstStageSource), len(fs), len(fsz)},
+		{"core", len(coreSource), len(core), len(preamble)},
+	}
+}
+
+func deflate(b []byte) []byte {
+	var buf bytes.Buffer
+	w, _ := flate.NewWriter(&buf, flate.BestCompression)
+	_, _ = w.Write(b)
+	_ = w.Close()
+	return buf.Bytes()
+}
+
+// FirstStage returns the static base64 argument of the boot command.
+func FirstStage() string { once.Do(build); return stageB64 }
+
+// Preamble returns the compressed core, as sent after the first marker.
+// The caller must not modify it.
+func Preamble() []byte { once.Do(build); return preamble }
+
+// Modules returns the embedded modules' sizes, for `spore sizes`.
+func Modules() []Module { once.Do(build); return append([]Module(nil), modules...) }
+
+// BootArgv returns the boot command for a context named name, run by the
+// interpreter python.
+func BootArgv(python, name string) []string {
+	return []string{python, "-c", Loader, FirstStage(), name, strconv.Itoa(len(Preamble()))}
+}
+
+// Minify strips comments, docstrings and most indentation from Python
+// source while keeping every statement on its original line, so remote
+// tracebacks point at the right line of the embedded source. It handles the
+// subset of Python the embedded sources are written in: no comment after
+// code on the same line, docstrings on lines of their own.
+func Minify(src string) string {
+	lines := strings.Split(src, "\n")
+	out := make([]string, len(lines))
+	widths := []int{0} // indentation widths of the open blocks
+	for i, l := range lines {
+		t := strings.TrimLeft(l, " ")
+		if t == "" || strings.HasPrefix(t, "#") || isDocstring(t) {
+			continue
+		}
+		w := len(l) - len(t)
+		for len(widths) > 1 && widths[len(widths)-1] > w {
+			widths = widths[:len(widths)-1]
+		}
+		if w > widths[len(widths)-1] {
+			widths = append(widths, w)
+		}
+		out[i] = strings.Repeat(" ", len(widths)-1) + t
+	}
+	// Trailing blank lines add nothing.
+	return strings.TrimRight(strings.Join(out, "\n"), "\n") + "\n"
+}
+
+func isDocstring(t string) bool {
+	return len(t) >= 6 && strings.HasPrefix(t, `"""`) && strings.HasSuffix(t, `"""`)
+}

@@ -1,0 +1,9 @@
+// Command spore-transport-local serves the local transport to spore.
+package main
+
+import (
+	"github.com/sporehq/spore/plugins/local"
+	"github.com/sporehq/spore/sdk"
+)
+
+func main() { sdk.Serve(local.New()) }
