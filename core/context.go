@@ -202,9 +202,6 @@ func (c *Context) spawn(ctx context.Context, req sdk.SpawnRequest) (*remoteProc,
 	if err := c.conn.wait(ctx, id, cl, nil); err != nil {
 		c.conn.forget(id)
 		p.Close()
-		if sdk.KindOf(err) == sdk.KindNotFound {
-			return nil, &sdk.Error{Kind: sdk.KindNoPython, Msg: err.Error()}
-		}
 		return nil, c.lost(err)
 	}
 	go func() {

@@ -315,7 +315,12 @@ func (h *Host) boot(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 	ev, err := recv()
 	if err != nil {
 		hs.killProcs()
-		return nil, h.openErr(hs, sdk.FromWire(err))
+		err = sdk.FromWire(err)
+		if sdk.KindOf(err) == sdk.KindNotFound && strings.HasPrefix(err.(*sdk.Error).Msg, python+": ") {
+			e := &sdk.Error{Kind: sdk.KindNoPython, Msg: fmt.Sprintf("no Python interpreter %q on the target (set ?python=PATH)", python)}
+			return nil, e.WithDetail("python", python)
+		}
+		return nil, h.openErr(hs, err)
 	}
 	if ev.Err != nil {
 		hs.killProcs()

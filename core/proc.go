@@ -103,7 +103,7 @@ func spawnLocal(req sdk.SpawnRequest, env []string) (*localProc, error) {
 			master.Close()
 		}
 		if errors.Is(err, exec.ErrNotFound) || errors.Is(err, os.ErrNotExist) {
-			return nil, &sdk.Error{Kind: sdk.KindNoPython, Msg: fmt.Sprintf("%s: not found", req.Argv[0]), Err: err}
+			return nil, &sdk.Error{Kind: sdk.KindNotFound, Msg: fmt.Sprintf("%s: command not found", req.Argv[0]), Err: err}
 		}
 		return nil, err
 	}

@@ -65,8 +65,9 @@ func Errorf(k Kind, format string, args ...any) *Error {
 	return &Error{Kind: k, Msg: fmt.Sprintf(format, args...)}
 }
 
-// Error returns one line: "hop: message", followed by the stderr tail, if
-// any, on indented lines.
+// Error returns one line: "hop: message", and when the target's stderr
+// explains the failure, its last line after a colon. The whole stderr tail
+// stays in Stderr.
 func (e *Error) Error() string {
 	var b strings.Builder
 	if e.Hop != "" {
@@ -77,13 +78,24 @@ func (e *Error) Error() string {
 	if e.Msg == "" && e.Err != nil {
 		b.WriteString(e.Err.Error())
 	}
-	if s := strings.TrimSpace(e.Stderr); s != "" {
-		for _, line := range strings.Split(s, "\n") {
-			b.WriteString("\n    ")
-			b.WriteString(line)
-		}
+	if last := lastLine(e.Stderr); last != "" {
+		b.WriteString(": ")
+		b.WriteString(last)
 	}
 	return b.String()
+}
+
+func lastLine(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); l != "" {
+			if len(l) > 200 {
+				l = l[:200] + "..."
+			}
+			return l
+		}
+	}
+	return ""
 }
 
 // Unwrap returns the cause.

@@ -560,8 +560,12 @@ class Core(object):
         except OSError as e:
             for fd in fds:
                 close(fd)
-            kind = 'not-found' if e.errno == errno.ENOENT else 'exec'
-            raise Fail(kind, '%s: %s' % (argv[0].decode('utf-8', 'replace') if PY3 and isinstance(argv[0], bytes) else argv[0], errmsg(e)))
+            a0 = argv[0]
+            if not isinstance(a0, str):
+                a0 = a0.decode('utf-8', 'replace')
+            if e.errno == errno.ENOENT:
+                raise Fail('not-found', '%s: command not found' % a0)
+            raise Fail('exec', '%s: %s' % (a0, e.strerror or e))
         self.procs[pid] = rid
         if mode == 'pty':
             close(slave)
