@@ -1,0 +1,109 @@
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sporehq/spore/core"
+)
+
+// binDir holds bin/spore and the plugins built for this run.
+var binDir string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "spore-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	os.Chmod(dir, 0o755) // other test users run these binaries too
+	binDir = dir
+	build := func(out, pkg string) {
+		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
+		if b, err := cmd.CombinedOutput(); err != nil {
+			fmt.Fprintf(os.Stderr, "building %s: %v\n%s", pkg, err, b)
+			os.Exit(1)
+		}
+	}
+	build("spore", "../cmd/host")
+	ents, _ := os.ReadDir("../plugins")
+	for _, e := range ents {
+		main := filepath.Join("..", "plugins", e.Name(), "cmd", "spore-transport-"+e.Name())
+		if _, err := os.Stat(main); err == nil {
+			build("spore-transport-"+e.Name(), "./"+main)
+		}
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// result is what one spore invocation did.
+type result struct {
+	stdout, stderr string
+	code           int
+	took           time.Duration
+}
+
+// spore runs bin/spore with args and no stdin, with a 2-minute limit.
+func spore(t testing.TB, args ...string) result {
+	t.Helper()
+	return sporeIn(t, nil, nil, args...)
+}
+
+// sporeIn runs bin/spore with stdin and extra environment.
+func sporeIn(t testing.TB, stdin []byte, env []string, args ...string) result {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "spore"), args...)
+	cmd.Env = append(os.Environ(), env...)
+	if stdin != nil {
+		cmd.Stdin = bytes.NewReader(stdin)
+	}
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	t0 := time.Now()
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(t0)}
+	var ee *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &ee):
+		r.code = ee.ExitCode()
+	default:
+		t.Fatalf("spore %v: %v", args, err)
+	}
+	if ctx.Err() != nil {
+		t.Fatalf("spore %v hung (killed after 2 minutes); stderr: %s", args, r.stderr)
+	}
+	return r
+}
+
+// newHost returns a core.Host using the plugins built for this run.
+func newHost(t testing.TB) *core.Host {
+	t.Helper()
+	h := core.NewHost(core.Options{PluginDirs: []string{binDir}})
+	t.Cleanup(func() { h.Close() })
+	return h
+}
+
+func testCtx(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// oneLine reports whether s is a single line starting "spore: ".
+func oneLine(s string) bool {
+	s = strings.TrimRight(s, "\n")
+	return strings.HasPrefix(s, "spore: ") && !strings.Contains(s, "\n")
+}
