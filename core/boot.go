@@ -158,6 +158,10 @@ func readMarkers(p io.Reader, m1 chan<- struct{}) bootOutcome {
 	}
 }
 
+// testSendPreamble, when set by a test, replaces the writing of the
+// preamble (to send garbage, half of it, or nothing).
+var testSendPreamble func(p proc, preamble []byte) error
+
 // bootSpec is one attempt to boot a core on a process.
 type bootSpec struct {
 	name     string
@@ -193,6 +197,10 @@ loop:
 			m1c = nil
 			s.mark("preamble")
 			go func() {
+				if testSendPreamble != nil {
+					writeErr <- testSendPreamble(s.proc, s.preamble)
+					return
+				}
 				_, err := s.proc.Write(s.preamble)
 				writeErr <- err
 			}()

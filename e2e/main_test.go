@@ -13,18 +13,27 @@ import (
 	"time"
 
 	"github.com/sporehq/spore/core"
+	"github.com/sporehq/spore/internal/testenv"
 )
 
 // binDir holds bin/spore and the plugins built for this run.
 var binDir string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "spore-e2e-")
+	// testenv.Main exits without returning, so a run cannot remove its own
+	// directory: each run removes those that earlier runs left.
+	old, _ := filepath.Glob(filepath.Join(os.TempDir(), "spore-e2e-bin-*"))
+	for _, d := range old {
+		if st, err := os.Stat(d); err == nil && time.Since(st.ModTime()) > time.Hour {
+			os.RemoveAll(d)
+		}
+	}
+	dir, err := os.MkdirTemp("", "spore-e2e-bin-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	os.Chmod(dir, 0o755) // other test users run these binaries too
+	os.Chmod(dir, 0o755) // the test users run these binaries too
 	binDir = dir
 	build := func(out, pkg string) {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, out), pkg)
@@ -41,9 +50,7 @@ func TestMain(m *testing.M) {
 			build("spore-transport-"+e.Name(), "./"+main)
 		}
 	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
+	testenv.Main(m)
 }
 
 // result is what one spore invocation did.
