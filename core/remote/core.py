@@ -302,6 +302,8 @@ class Core(object):
         signal.signal(signal.SIGHUP, self._signalled)
         signal.set_wakeup_fd(self.wake_w)
         self.loop.reader(self.wake_r, self._wake)
+        # The first stage's child may have exited before SIGCHLD was caught.
+        self.reap()
 
     def _signalled(self, *a):
         self.running = False
