@@ -7,13 +7,14 @@ import sys
 sys.path = [p for p in sys.path if p]
 import errno
 import fcntl
-import json
 import os
 import select
-import signal
-import socket
 import struct
-import traceback
+try:
+    # The signal module wraps _signal in enums, whose import costs ~4 ms.
+    import _signal as signal
+except ImportError:
+    import signal
 
 PY3 = sys.version_info[0] >= 3
 HDR = struct.Struct('>BII')
@@ -31,6 +32,142 @@ else:
         if isinstance(s, unicode):
             return s.encode('utf-8')
         return s
+
+
+# A small JSON codec: importing the json module costs ~10 ms (it compiles
+# regular expressions), more than the rest of the core's start-up.
+if PY3:
+    TEXT = (str,)
+    INTS = (int,)
+    unichr = chr
+else:
+    TEXT = (unicode, str)
+    INTS = (int, long)
+ESC = {'"': '\\"', '\\': '\\\\', '\n': '\\n', '\r': '\\r', '\t': '\\t', '\b': '\\b', '\f': '\\f'}
+
+
+def jstr(s):
+    if not PY3 and isinstance(s, str):
+        s = s.decode('utf-8', 'replace')
+    out = ['"']
+    for ch in s:
+        e = ESC.get(ch)
+        if e:
+            out.append(e)
+        elif ' ' <= ch < '\x7f':
+            out.append(ch)
+        else:
+            n = ord(ch)
+            if n > 0xffff:
+                n -= 0x10000
+                out.append('\\u%04x\\u%04x' % (0xd800 | (n >> 10), 0xdc00 | (n & 0x3ff)))
+            else:
+                out.append('\\u%04x' % n)
+    out.append('"')
+    return ''.join(out)
+
+
+def jdump(v):
+    if v is None:
+        return 'null'
+    if v is True:
+        return 'true'
+    if v is False:
+        return 'false'
+    if isinstance(v, INTS):
+        return str(int(v))
+    if isinstance(v, float):
+        if v != v or v in (float('inf'), float('-inf')):
+            return jstr(repr(v))
+        return repr(v)
+    if isinstance(v, TEXT):
+        return jstr(v)
+    if isinstance(v, dict):
+        return '{' + ','.join(jstr(k if isinstance(k, TEXT) else str(k)) + ':' + jdump(x) for k, x in v.items()) + '}'
+    if isinstance(v, (list, tuple)):
+        return '[' + ','.join(jdump(x) for x in v) + ']'
+    raise TypeError('not JSON-able: %s' % type(v).__name__)
+
+
+def jload(s):
+    v, i = _jval(s, _jws(s, 0))
+    if _jws(s, i) != len(s):
+        raise ValueError('trailing data in JSON')
+    return v
+
+
+def _jws(s, i):
+    while i < len(s) and s[i] in ' \t\r\n':
+        i += 1
+    return i
+
+
+def _jval(s, i):
+    c = s[i:i + 1]
+    if c == '"':
+        out = []
+        i += 1
+        while True:
+            j = i
+            while s[j] != '"' and s[j] != '\\':
+                j += 1
+            out.append(s[i:j])
+            if s[j] == '"':
+                return ''.join(out), j + 1
+            e = s[j + 1]
+            if e == 'u':
+                n = int(s[j + 2:j + 6], 16)
+                i = j + 6
+                if 0xd800 <= n < 0xdc00 and s[i:i + 2] == '\\u':
+                    n = 0x10000 + ((n - 0xd800) << 10) + (int(s[i + 2:i + 6], 16) - 0xdc00)
+                    i += 6
+                out.append(unichr(n))
+            else:
+                out.append({'b': '\b', 'f': '\f', 'n': '\n', 'r': '\r', 't': '\t'}.get(e, e))
+                i = j + 2
+    if c == '{':
+        d = {}
+        i = _jws(s, i + 1)
+        if s[i] == '}':
+            return d, i + 1
+        while True:
+            k, i = _jval(s, _jws(s, i))
+            i = _jws(s, i)
+            if s[i] != ':':
+                raise ValueError('bad JSON object')
+            d[k], i = _jval(s, _jws(s, i + 1))
+            i = _jws(s, i)
+            if s[i] == '}':
+                return d, i + 1
+            if s[i] != ',':
+                raise ValueError('bad JSON object')
+            i += 1
+    if c == '[':
+        a = []
+        i = _jws(s, i + 1)
+        if s[i] == ']':
+            return a, i + 1
+        while True:
+            v, i = _jval(s, _jws(s, i))
+            a.append(v)
+            i = _jws(s, i)
+            if s[i] == ']':
+                return a, i + 1
+            if s[i] != ',':
+                raise ValueError('bad JSON array')
+            i += 1
+    for lit, v in (('true', True), ('false', False), ('null', None)):
+        if s.startswith(lit, i):
+            return v, i + len(lit)
+    j = i
+    while j < len(s) and s[j] in '+-0123456789.eE':
+        j += 1
+    t = s[i:j]
+    if not t:
+        raise ValueError('bad JSON value at %d' % i)
+    if '.' in t or 'e' in t or 'E' in t:
+        return float(t), j
+    return int(t), j
 
 
 def cloexec(fd):
@@ -253,6 +390,7 @@ class Chan(object):
         self.core.loop.writer(self.sink, None)
         if self.sink == self.src:
             if self.sock:
+                import socket
                 try:
                     socket.fromfd(self.sink, socket.AF_INET, socket.SOCK_STREAM).shutdown(socket.SHUT_WR)
                 except Exception:
@@ -347,10 +485,10 @@ class Core(object):
         self.loop.writer(self.wfd, None)
 
     def reply(self, rid, obj):
-        self.send(REP, rid, json.dumps(obj).encode('ascii'))
+        self.send(REP, rid, jdump(obj).encode('ascii'))
 
     def event(self, rid, obj):
-        self.send(EVENT, rid, json.dumps(obj).encode('ascii'))
+        self.send(EVENT, rid, jdump(obj).encode('ascii'))
 
     # ---- input ----
     def _readable(self):
@@ -407,7 +545,7 @@ class Core(object):
                 c.close()
         elif t == REQ:
             try:
-                req = json.loads(p.decode('utf-8'))
+                req = jload(p.decode('utf-8'))
                 op = req.get('op')
                 fn = getattr(self, 'op_' + str(op), None)
                 if fn is None:
@@ -418,6 +556,7 @@ class Core(object):
             except Fail as e:
                 self.reply(i, {'error': {'kind': e.kind, 'msg': str(e)}})
             except Exception as e:
+                import traceback
                 self.reply(i, {'error': {'kind': 'remote', 'msg': errmsg(e),
                                          'type': e.__class__.__name__,
                                          'traceback': traceback.format_exc()}})
@@ -505,7 +644,7 @@ class Core(object):
                 'executable': exe, 'platform': sys.platform,
                 'system': u[0], 'release': u[2], 'machine': u[4],
                 'pid': os.getpid(), 'uid': os.getuid(), 'gid': os.getgid(), 'user': user,
-                'hostname': socket.gethostname(), 'cwd': os.getcwd()}
+                'hostname': u[1], 'cwd': os.getcwd()}
 
     def op_ping(self, rid, req):
         return {}
@@ -531,8 +670,7 @@ class Core(object):
         fds = []
         try:
             if mode == 'pty':
-                import pty as _pty
-                master, slave = _pty.openpty()
+                master, slave = os.openpty()
                 cloexec(master)
                 cloexec(slave)
                 fds += [master, slave]
@@ -552,8 +690,7 @@ class Core(object):
                     fds.append(e_w)
                 tty = None
                 if mode == 'tty':
-                    import pty as _pty
-                    master, tty = _pty.openpty()
+                    master, tty = os.openpty()
                     cloexec(master)
                     cloexec(tty)
                     fds += [master, tty]
@@ -601,6 +738,7 @@ class Core(object):
         return {}
 
     def op_dial(self, rid, req):
+        import socket
         host, port = req.get('host'), int(req.get('port'))
         try:
             infos = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
@@ -643,13 +781,14 @@ class Core(object):
                 res = ns.get('result')
         except Exception as e:
             sys.stdout = old
+            import traceback
             tb = traceback.format_exc()
             return {'error': {'kind': 'remote', 'type': e.__class__.__name__, 'msg': errmsg(e),
                               'traceback': tb}, 'stdout': buf.getvalue()}
         finally:
             sys.stdout = old
         try:
-            json.dumps(res)
+            jdump(res)
         except (TypeError, ValueError):
             res = repr(res)
         return {'result': res, 'stdout': buf.getvalue()}
@@ -887,8 +1026,8 @@ def main():
     core = Core(rfd, wfd)
     try:
         core.run()
-    except Exception:
-        sys.stderr.write('spore core %s: internal error: %s\n' % (core.name, traceback.format_exc().splitlines()[-1]))
+    except Exception as e:
+        sys.stderr.write('spore core %s: internal error: %s: %s\n' % (core.name, e.__class__.__name__, e))
         core.shutdown()
     os._exit(0)
 
