@@ -1,0 +1,9 @@
+// Command spore-transport-docker serves the docker transport to spore.
+package main
+
+import (
+	"github.com/sporehq/spore/plugins/docker"
+	"github.com/sporehq/spore/sdk"
+)
+
+func main() { sdk.Serve(docker.New()) }
