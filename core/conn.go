@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 
 	"github.com/sporehq/spore/sdk"
 )
@@ -19,8 +20,12 @@ type conn struct {
 	r    *bufio.Reader
 	name string
 
-	sendq chan []byte
-	done  chan struct{}
+	// Writers take wmu; the last of a group of concurrent writers flushes,
+	// so a lone request costs one write and a burst shares one.
+	wmu     sync.Mutex
+	w       *bufio.Writer
+	writers atomic.Int32
+	done    chan struct{}
 
 	mu        sync.Mutex
 	err       error
@@ -43,13 +48,12 @@ func newConn(name string, rw io.ReadWriteCloser, r io.Reader) *conn {
 		rw:    rw,
 		r:     bufio.NewReaderSize(r, 256<<10),
 		name:  name,
-		sendq: make(chan []byte, 256),
+		w:     bufio.NewWriterSize(rw, 256<<10),
 		done:  make(chan struct{}),
 		calls: map[uint32]*call{},
 		chans: map[uint32]*Channel{},
 	}
 	go c.readLoop()
-	go c.writeLoop()
 	return c
 }
 
@@ -78,35 +82,33 @@ func (c *conn) fail(err error) {
 	})
 }
 
-func (c *conn) writeLoop() {
-	w := bufio.NewWriterSize(c.rw, 256<<10)
-	for {
-		select {
-		case b := <-c.sendq:
-			if _, err := w.Write(b); err != nil {
-				c.fail(lostError(c.name, err))
-				return
-			}
-			if len(c.sendq) == 0 {
-				if err := w.Flush(); err != nil {
-					c.fail(lostError(c.name, err))
-					return
-				}
-			}
-		case <-c.done:
-			return
-		}
-	}
-}
-
 func (c *conn) send(t uint8, id uint32, payload []byte) error {
-	b := AppendFrame(make([]byte, 0, HeaderSize+len(payload)), t, id, payload)
+	var h [HeaderSize]byte
+	h[0] = t
+	binary.BigEndian.PutUint32(h[1:5], id)
+	binary.BigEndian.PutUint32(h[5:9], uint32(len(payload)))
+	c.writers.Add(1)
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	last := c.writers.Add(-1) == 0
 	select {
-	case c.sendq <- b:
-		return nil
 	case <-c.done:
 		return c.Err()
+	default:
 	}
+	_, err := c.w.Write(h[:])
+	if err == nil {
+		_, err = c.w.Write(payload)
+	}
+	if err == nil && last {
+		err = c.w.Flush()
+	}
+	if err != nil {
+		err = lostError(c.name, err)
+		go c.fail(err)
+		return err
+	}
+	return nil
 }
 
 func (c *conn) readLoop() {

@@ -451,10 +451,8 @@ class Core(object):
         self.out.append(HDR.pack(t, i, len(payload)))
         self.out.append(payload)
         self.outlen += HDR.size + len(payload)
-        if self.outlen >= CHUNK or len(self.out) > 64:
+        if self.outlen >= CHUNK:
             self.flush()
-        else:
-            self.loop.writer(self.wfd, self.flush)
 
     def flush(self):
         while self.out:
@@ -588,8 +586,12 @@ class Core(object):
                 self.event(rid, {'exit': os.WEXITSTATUS(st)})
 
     def run(self):
+        # Output is flushed once per loop turn: replies to a batch of
+        # requests leave in one write, and nothing waits for another poll.
         while self.running:
             self.loop.once()
+            if self.out and self.wfd not in self.loop.w:
+                self.flush()
         self.shutdown()
 
     def shutdown(self):
