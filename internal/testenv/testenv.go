@@ -76,6 +76,10 @@ func SystemPython(t testing.TB) string {
 
 var pyVersionDir = regexp.MustCompile(`^(?:[a-z]+-)?(\d+)\.(\d+)`)
 
+// RequiredPythons are the interpreter series spore supports; Pythons
+// fails under CI when one is missing, and skips outside it.
+var RequiredPythons = []string{"2.7", "3.6", "3.7", "3.8", "3.9", "3.10", "3.11", "3.12", "3.13", "pypy3"}
+
 // Pythons returns every Python interpreter on this machine: each pyenv
 // version's versioned binary ($(pyenv root)/versions/V/bin/pythonX.Y, or
 // pypy3 for a PyPy version), pypy3 if it is on PATH (resolved to its real
@@ -117,6 +121,16 @@ func Pythons(t testing.TB) []Python {
 	add("system", SystemPythonPath)
 
 	Need(t, "python", len(out) > 0, "no Python interpreter found (pyenv, pypy3, /usr/bin/python3)")
+	// Every supported series must be there: under CI a missing one fails.
+	for _, series := range RequiredPythons {
+		found := false
+		for _, p := range out {
+			if p.Name == series || strings.HasPrefix(p.Name, series+".") {
+				found = true
+			}
+		}
+		Need(t, "python "+series, found, "no "+series+" interpreter (pyenv versions or apt's pypy3)")
+	}
 	names := make([]string, len(out))
 	for i, p := range out {
 		names[i] = p.Name
