@@ -1,0 +1,10 @@
+// Command spore-transport-ssh is spore's ssh transport plugin. The spore
+// host starts it; it is not meant to be run by hand.
+package main
+
+import (
+	"github.com/sporehq/spore/plugins/ssh"
+	"github.com/sporehq/spore/sdk"
+)
+
+func main() { sdk.Serve(ssh.New()) }
