@@ -855,7 +855,7 @@ class Core(object):
         try:
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except OSError as e:
-            raise Fail('fs', 'cannot create a file in %s: %s' % (req['path'].rsplit('/', 1)[0] or '/', e.strerror))
+            raise Fail('fs', 'cannot create a file in %s: %s' % (os.path.dirname(req['path']) or '.', e.strerror))
         cloexec(fd)
         h = hashlib.sha256()
         core = self
