@@ -103,8 +103,13 @@ func (h *Host) env() []string {
 func (h *Host) plugin(ctx context.Context, scheme string) (*pluginClient, error) {
 	h.mu.Lock()
 	if p := h.plugins[scheme]; p != nil {
-		h.mu.Unlock()
-		return p, nil
+		if !p.client.Exited() {
+			h.mu.Unlock()
+			return p, nil
+		}
+		// It died (or was killed): start a new one.
+		delete(h.plugins, scheme)
+		p.fds.Close()
 	}
 	h.mu.Unlock()
 	var file *PluginFile
@@ -285,6 +290,7 @@ func (h *Host) boot(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 		h.mu.Unlock()
 	}()
 	hs.mark("open")
+	h.log.Debug("opening hop", "hop", hop.Spec, "context", name, "python", python, "timeout", hop.Timeout)
 	argv := remote.BootArgv(python, name)
 	octx, cancelOpen := context.WithCancel(ctx)
 	stopClock := make(chan struct{})
@@ -394,6 +400,7 @@ func (h *Host) boot(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 	up = true
 	cancelOpen() // the context is up: the plugin's setup ends
 	hs.mark("up")
+	h.log.Debug("context up", "context", name, "python", facts.Python, "pid", facts.PID)
 	c.facts = facts
 	hs.mu.Lock()
 	c.phases = phasesFrom(hs.marks)
@@ -408,6 +415,11 @@ func (h *Host) boot(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 }
 
 func (h *Host) openErr(hs *hopState, err error) error {
+	var se *sdk.Error
+	if !errors.As(err, &se) && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+		// Not the transport's own error: its plugin failed or died.
+		return &sdk.Error{Kind: sdk.KindTransportExited, Msg: fmt.Sprintf("transport %s failed: %v", hs.hop.Scheme, err), Err: err}
+	}
 	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		hs.clock.mu.Lock()
 		passed := time.Now().After(hs.clock.deadline)
