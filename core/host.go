@@ -261,10 +261,9 @@ type hopState struct {
 	cache  *secretCache
 	tty    *tail
 
-	mu     sync.Mutex
-	marks  []Phase
-	procs  []proc
-	prompt bool
+	mu    sync.Mutex
+	marks []Phase
+	procs []proc
 }
 
 func (s *hopState) mark(name string) {

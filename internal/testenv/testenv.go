@@ -42,7 +42,7 @@ func Need(t testing.TB, what string, ok bool, reason string) {
 		t.Fatalf("testenv: need %s: %s (CI=true, so this is a failure)", what, reason)
 		return
 	}
-	t.Skip(fmt.Sprintf("testenv: need %s: %s", what, reason))
+	t.Skipf("testenv: need %s: %s", what, reason)
 }
 
 // Root ends the test (see Need) unless it runs as root.

@@ -144,7 +144,7 @@ func open(ctx context.Context, tr sdk.Transport, cfg Config, argv []string) (*st
 	}
 	if st == nil || (st.Process == nil) == (st.Conn == nil) {
 		cancel()
-		return nil, errors.New("Open returned a Stream without exactly one of Process and Conn")
+		return nil, errors.New("the Stream from Open holds not exactly one of Process and Conn")
 	}
 	s := &stream{st: st, cancel: cancel, setupErr: make(chan error, 1)}
 	if st.Process != nil {
@@ -156,7 +156,7 @@ func open(ctx context.Context, tr sdk.Transport, cfg Config, argv []string) (*st
 		p := lp.proc(st.Process.ID)
 		if p == nil {
 			cancel()
-			return nil, fmt.Errorf("Open returned process %q, which Parent.Spawn never made", st.Process.ID)
+			return nil, fmt.Errorf("process %q from Open was never made by Parent.Spawn", st.Process.ID)
 		}
 		s.rw, s.stderr = p, p.stderr
 	} else {
