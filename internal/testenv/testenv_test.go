@@ -26,6 +26,7 @@ type fakeTB struct {
 
 func (f *fakeTB) Helper()                           {}
 func (f *fakeTB) Skip(args ...any)                  { f.skipped = fmt.Sprint(args...) }
+func (f *fakeTB) Skipf(format string, args ...any)  { f.skipped = fmt.Sprintf(format, args...) }
 func (f *fakeTB) Fatalf(format string, args ...any) { f.fataled = fmt.Sprintf(format, args...) }
 
 func TestNeed(t *testing.T) {
