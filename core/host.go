@@ -261,9 +261,10 @@ type hopState struct {
 	cache  *secretCache
 	tty    *tail
 
-	mu    sync.Mutex
-	marks []Phase
-	procs []proc
+	mu      sync.Mutex
+	marks   []Phase
+	procs   []proc
+	procIDs []string
 }
 
 func (s *hopState) mark(name string) {
@@ -286,6 +287,10 @@ func (h *Host) boot(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 	defer func() {
 		h.mu.Lock()
 		delete(h.hops, hs.id)
+		// Process ids only serve the plugin's calls during setup.
+		for _, id := range hs.procIDs {
+			delete(h.procs, id)
+		}
 		h.mu.Unlock()
 	}()
 	hs.mark("open")

@@ -56,6 +56,7 @@ func (s *hostService) Spawn(ctx context.Context, req *rpc.SpawnRequest) (*rpc.Sp
 	s.h.mu.Unlock()
 	hs.mu.Lock()
 	hs.procs = append(hs.procs, p)
+	hs.procIDs = append(hs.procIDs, id)
 	hs.mu.Unlock()
 	return &rpc.SpawnResponse{ProcessID: id, TTY: p.TTY() != nil}, nil
 }

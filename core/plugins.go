@@ -124,7 +124,7 @@ func launchPlugin(ctx context.Context, f PluginFile, env []string, log hclog.Log
 		Cmd:              cmd,
 		SkipHostEnv:      true,
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
-		Logger:           log.Named(f.Name),
+		Logger:           pluginLogger{log.Named(f.Name)},
 		Managed:          false,
 	})
 	fail := func(err error) (*pluginClient, error) {
@@ -166,6 +166,19 @@ func launchPlugin(ctx context.Context, f PluginFile, env []string, log hclog.Log
 		pc.info.Options = append(pc.info.Options, sdk.Option{Name: o.Name, Help: o.Help, Default: o.Default, Secret: o.Secret})
 	}
 	return pc, nil
+}
+
+// pluginLogger is the logger go-plugin's client gets. A plugin that dies
+// fails what it served, and that failure is reported (one line in the
+// CLI); go-plugin's own ERROR line about the exit goes to debug instead.
+type pluginLogger struct{ hclog.Logger }
+
+func (l pluginLogger) Error(msg string, args ...interface{}) {
+	if msg == "plugin process exited" {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Error(msg, args...)
 }
 
 func (p *pluginClient) kill() {
