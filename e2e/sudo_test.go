@@ -200,6 +200,7 @@ func TestSudoSecretNotExposed(t *testing.T) {
 		}
 	}
 	scanned := 0
+	var names []string
 	for pid := range pids() {
 		if before[pid] || exempt[pid] {
 			continue
@@ -210,11 +211,15 @@ func TestSudoSecretNotExposed(t *testing.T) {
 				continue
 			}
 			scanned++
+			if f == "cmdline" {
+				names = append(names, comm(pid))
+			}
 			if bytes.Contains(b, []byte(u.Password)) {
 				t.Errorf("process %d (%s) has the password in /proc/%d/%s", pid, comm(pid), pid, f)
 			}
 		}
 	}
+	t.Logf("scanned %d processes: %s", len(names), strings.Join(names, " "))
 	if scanned < 6 { // plugin, sudo, python, sh/sleep: two files each
 		t.Errorf("scanned only %d files; the processes were not found", scanned)
 	}
@@ -234,10 +239,12 @@ func pids() map[int]bool {
 	return out
 }
 
+// running reports whether the remote sh -c '... marker' runs (spore's
+// own argv holds the marker too).
 func running(marker string) bool {
 	for pid := range pids() {
 		b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-		if bytes.Contains(b, []byte(marker)) {
+		if bytes.HasPrefix(b, []byte("sh\x00-c\x00")) && bytes.Contains(b, []byte(marker)) {
 			return true
 		}
 	}

@@ -980,6 +980,10 @@ def _fork_exec(argv, env, cwd, fds):
                     fcntl.ioctl(tty, termios.TIOCSCTTY, 0)
                 except Exception:
                     pass
+                # Keep the terminal open across exec (as the host's own spawn
+                # does): with no slave open until the child opens /dev/tty,
+                # reading the master fails with EIO and the relay ends.
+                fcntl.fcntl(tty, fcntl.F_SETFD, fcntl.fcntl(tty, fcntl.F_GETFD) & ~fcntl.FD_CLOEXEC)
             for i, fd in enumerate((stdin, stdout, stderr)):
                 os.dup2(fd, i)
             signal.signal(signal.SIGPIPE, signal.SIG_DFL)
