@@ -381,7 +381,10 @@ func (h *Host) boot(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 	})
 	if err != nil {
 		release(p, hs.id)
-		if failure != nil && sdk.KindOf(err) != sdk.KindDeadline {
+		// The transport classifies only what the host could not: a typed
+		// error from its own setup stands.
+		generic := map[sdk.Kind]bool{sdk.KindNoPython: true, sdk.KindTransportExited: true, sdk.KindCorruptPreamble: true}
+		if failure != nil && generic[sdk.KindOf(err)] {
 			var resp rpc.ClassifyResponse
 			cctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			cerr := rpc.Invoke(cctx, p.conn, rpc.MethodClassify, &rpc.ClassifyRequest{Failure: rpc.BootFailure(*failure), Hop: hp}, &resp)

@@ -36,6 +36,7 @@ type globals struct {
 }
 
 func main() {
+	closeInheritedOnExec()
 	os.Exit(run(os.Args[1:]))
 }
 
