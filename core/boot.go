@@ -196,9 +196,10 @@ loop:
 		case <-m1c:
 			m1c = nil
 			s.mark("preamble")
+			send := testSendPreamble // read once, on the caller's goroutine
 			go func() {
-				if testSendPreamble != nil {
-					writeErr <- testSendPreamble(s.proc, s.preamble)
+				if send != nil {
+					writeErr <- send(s.proc, s.preamble)
 					return
 				}
 				_, err := s.proc.Write(s.preamble)

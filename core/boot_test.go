@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,10 +121,10 @@ func TestHostReportsCorruptPreamble(t *testing.T) {
 
 func TestHostDeadlineWhenPreambleNeverSent(t *testing.T) {
 	py := testenv.SystemPython(t)
-	var child int
+	var childPID atomic.Int64
 	withPreambleSender(t, func(p proc, pre []byte) error {
 		if lp, ok := p.(*localProc); ok {
-			child = lp.cmd.Process.Pid
+			childPID.Store(int64(lp.cmd.Process.Pid))
 		}
 		return nil
 	})
@@ -137,6 +138,7 @@ func TestHostDeadlineWhenPreambleNeverSent(t *testing.T) {
 	if took < time.Second || took > 5*time.Second {
 		t.Errorf("deadline of 1 s fired after %v", took)
 	}
+	child := int(childPID.Load())
 	if child == 0 {
 		t.Fatal("no child seen")
 	}
