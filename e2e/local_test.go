@@ -35,7 +35,7 @@ func TestBootCommandIsStatic(t *testing.T) {
 	if err := json.Unmarshal([]byte(j.stdout), &argv); err != nil {
 		t.Fatalf("--json: %v: %q", err, j.stdout)
 	}
-	if len(argv) != 6 || argv[0] != "/usr/bin/python3" || argv[1] != "-c" || argv[4] != "web1,sudo:root" {
+	if len(argv) != 6 || argv[0] != "/usr/bin/python3" || argv[1] != "-Sc" || argv[4] != "web1,sudo:root" {
 		t.Fatalf("argv = %q", argv)
 	}
 	// The first stage (argv[3]) does not depend on the target.

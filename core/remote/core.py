@@ -429,6 +429,7 @@ class Core(object):
         self.outlen = 0
         self.running = True
         self.name = ''
+        self.site = False
         nonblock(rfd)
         nonblock(wfd)
         self.loop.reader(rfd, self._readable)
@@ -764,6 +765,15 @@ class Core(object):
         raise Fail('connect', 'cannot connect to %s:%s: %s' % (host, port, errmsg(last)))
 
     def op_python(self, rid, req):
+        if not self.site:
+            # The core runs with -S; user code expects site-packages.
+            self.site = True
+            try:
+                import site
+                if sys.flags.no_site and hasattr(site, 'main'):
+                    site.main()
+            except Exception:
+                pass
         code = req.get('code', '')
         ns = {'__name__': '__spore__', 'args': req.get('args')}
         if PY3:

@@ -1,7 +1,7 @@
 R,W=os.pipe()
 if os.fork():
  os.dup2(0,100);os.dup2(R,0);os.close(W);E=sys.executable
- os.execl(E,E+'(spore:'+sys.argv[2]+')')
+ os.execl(E,E+'(spore:'+sys.argv[2]+')','-S')
 os.write(1,b'\n(spore-boot-1)\n')
 N=int(sys.argv[3]);C=b''
 while len(C)<N and select.select([0],[],[])[0]:

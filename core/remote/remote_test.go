@@ -12,7 +12,7 @@ import (
 
 func TestBootArgvLayout(t *testing.T) {
 	argv := BootArgv("/usr/bin/python3", "web1,sudo:root")
-	if len(argv) != 6 || argv[0] != "/usr/bin/python3" || argv[1] != "-c" || argv[2] != Loader || argv[4] != "web1,sudo:root" {
+	if len(argv) != 6 || argv[0] != "/usr/bin/python3" || argv[1] != "-Sc" || argv[2] != Loader || argv[4] != "web1,sudo:root" {
 		t.Fatalf("argv = %q", argv)
 	}
 	if n, _ := strconv.Atoi(argv[5]); n != len(Preamble()) {
