@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"runtime"
 	"sync"
 	"sync/atomic"
 
@@ -40,6 +41,9 @@ type call struct {
 	reply  chan Frame
 	events chan Frame // nil: events are not wanted
 }
+
+// spinPolls is how many times wait polls for a reply before parking.
+var spinPolls = 200
 
 // newConn starts the reader and writer of a connection whose handshake is
 // done. r must hold any bytes already read past the second marker.
@@ -124,6 +128,12 @@ func (c *conn) readLoop() {
 		if err := c.dispatch(f); err != nil {
 			c.fail(err)
 			return
+		}
+		if c.r.Buffered() == 0 {
+			// The next read may block this thread in a syscall while it
+			// keeps its P: let the goroutine just woken (the caller
+			// waiting for this reply) run first.
+			runtime.Gosched()
 		}
 	}
 }
@@ -249,6 +259,17 @@ func (c *conn) forget(id uint32) {
 
 // wait waits for the reply of call id and decodes it into resp.
 func (c *conn) wait(ctx context.Context, id uint32, cl *call, resp any) error {
+	// A reply to a small request often comes back within microseconds:
+	// poll for it briefly before parking, so the reader's hand-off needs no
+	// wake-up of another thread.
+	for i := 0; i < spinPolls; i++ {
+		select {
+		case f := <-cl.reply:
+			return c.decodeReply(f, resp)
+		default:
+			runtime.Gosched()
+		}
+	}
 	select {
 	case f := <-cl.reply:
 		return c.decodeReply(f, resp)

@@ -39,6 +39,7 @@ type localProc struct {
 	cmd    *exec.Cmd
 	stdin  *os.File
 	stdout *os.File
+	out    io.Reader
 	stderr *os.File
 	tty    *os.File
 	done   chan struct{}
@@ -108,6 +109,7 @@ func spawnLocal(req sdk.SpawnRequest, env []string) (*localProc, error) {
 		return nil, err
 	}
 	p := &localProc{cmd: cmd, stdin: inW, stdout: outR, stderr: errR, tty: master, done: make(chan struct{})}
+	p.out = newBlockingReader(outR)
 	go func() {
 		_ = cmd.Wait()
 		p.status = exitStatus(cmd.ProcessState)
@@ -126,7 +128,7 @@ func exitStatus(ps *os.ProcessState) int {
 	return ps.ExitCode()
 }
 
-func (p *localProc) Read(b []byte) (int, error)  { return p.stdout.Read(b) }
+func (p *localProc) Read(b []byte) (int, error)  { return p.out.Read(b) }
 func (p *localProc) Write(b []byte) (int, error) { return p.stdin.Write(b) }
 func (p *localProc) CloseWrite() error           { return p.stdin.Close() }
 func (p *localProc) Stderr() io.Reader           { return p.stderr }
@@ -222,4 +224,54 @@ func (p *remoteProc) Close() error {
 func (p *remoteProc) Kill() {
 	_ = p.ctx.conn.call(context.Background(), map[string]any{"op": "signal", "id": p.rid, "signal": int(syscall.SIGKILL)}, nil)
 	p.Close()
+}
+
+// blockingReader reads a pipe with blocking reads on the calling goroutine's
+// thread instead of Go's poller: a core's replies then reach the reader
+// without a netpoller wake-up, which is most of a local round trip (about
+// 5 µs against 40 µs). Only the connection's reader goroutine uses it, so
+// one blocked thread per context is the price. The pipe's write end is the
+// core's; its exit ends the read with EOF.
+type blockingReader struct {
+	f  *os.File
+	rc syscall.RawConn
+}
+
+func newBlockingReader(f *os.File) io.Reader {
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return f
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = syscall.SetNonblock(int(fd), false) }); err != nil || serr != nil {
+		return f
+	}
+	return &blockingReader{f: f, rc: rc}
+}
+
+func (b *blockingReader) Read(p []byte) (int, error) {
+	if len(p) == 0 {
+		return 0, nil
+	}
+	var n int
+	var rerr error
+	err := b.rc.Read(func(fd uintptr) bool {
+		for {
+			n, rerr = syscall.Read(int(fd), p)
+			if rerr != syscall.EINTR {
+				break
+			}
+		}
+		return rerr != syscall.EAGAIN
+	})
+	if err != nil {
+		return 0, err
+	}
+	if rerr != nil {
+		return 0, rerr
+	}
+	if n <= 0 {
+		return 0, io.EOF
+	}
+	return n, nil
 }

@@ -81,8 +81,11 @@ func TestCompatibilityEveryInterpreter(t *testing.T) {
 				t.Fatalf("run: st=%d err=%v out=%q stderr=%q", st, err, out.String(), errb.String())
 			}
 			r, err := c.Python(ctx, "sum(args) * 2", []int{1, 2, 3})
-			if err != nil || string(r.Result) != "12" {
-				t.Fatalf("python: %v %s", err, r.Result)
+			if err != nil {
+				t.Fatalf("python: %v", err)
+			}
+			if string(r.Result) != "12" {
+				t.Fatalf("python: result %s, want 12", r.Result)
 			}
 			_, err = c.Python(ctx, "import nosuchmodule_xyz", nil)
 			var se *sdk.Error

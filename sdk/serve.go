@@ -94,6 +94,13 @@ func (s *server) Init(_ context.Context, req *rpc.InitRequest) (*rpc.Empty, erro
 	s.mu.Lock()
 	s.host = conn
 	s.mu.Unlock()
+	// Bring the connection up now, while the host gets ready to open a
+	// hop, rather than on the first Spawn or Dial of a hop's setup.
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		_ = rpc.Invoke(ctx, conn, rpc.MethodPhase, &rpc.PhaseRequest{}, &rpc.Empty{})
+	}()
 	return &rpc.Empty{}, nil
 }
 

@@ -16,6 +16,9 @@ var firstStageSource string
 //go:embed core.py
 var coreSource string
 
+//go:embed ext.py
+var extSource string
+
 // Loader is the `python -c` program: it drops the current directory from
 // sys.path before its first import (python -c searches it first, and under
 // sudo it belongs to the calling user), then runs the first stage from
@@ -50,11 +53,22 @@ func build() {
 	fs := Minify(firstStageSource)
 	fsz := deflate([]byte(fs))
 	stageB64 = base64.StdEncoding.EncodeToString(fsz)
+	// ext.py rides inside the core as a string literal, compiled only when
+	// a request needs it: compiling it at every boot would cost more than
+	// sending it.
+	ext := Minify(extSource)
 	core := Minify(coreSource)
+	const slot = "\nEXT = ''\n"
+	if !strings.Contains(core, slot) {
+		panic("remote: core.py has no EXT slot")
+	}
+	core = strings.Replace(core, slot, "\nEXT = "+pyString(ext)+"\n", 1)
 	preamble = deflate([]byte(core))
 	modules = []Module{
 		{"first_stage", len(firstStageSource), len(fs), len(fsz)},
-		{"core", len(coreSource), len(core), len(preamble)},
+		{"core", len(coreSource), len(Minify(coreSource)), len(deflate([]byte(Minify(coreSource))))},
+		{"ext", len(extSource), len(ext), len(deflate([]byte(ext)))},
+		{"preamble (core+ext)", len(coreSource) + len(extSource), len(core), len(preamble)},
 	}
 }
 
@@ -115,4 +129,11 @@ func Minify(src string) string {
 
 func isDocstring(t string) bool {
 	return len(t) >= 6 && strings.HasPrefix(t, `"""`) && strings.HasSuffix(t, `"""`)
+}
+
+// pyString quotes ASCII source as one Python string literal, the same in
+// Python 2 and 3.
+func pyString(src string) string {
+	r := strings.NewReplacer(`\`, `\\`, `'`, `\'`, "\n", `\n`)
+	return "'" + r.Replace(src) + "'"
 }

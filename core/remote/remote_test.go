@@ -5,9 +5,14 @@ import (
 	"compress/flate"
 	"encoding/base64"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/sporehq/spore/internal/testenv"
 )
 
 func TestBootArgvLayout(t *testing.T) {
@@ -35,8 +40,13 @@ func TestBootArgvLayout(t *testing.T) {
 
 func TestPreambleInflatesToCore(t *testing.T) {
 	src, err := io.ReadAll(flate.NewReader(bytes.NewReader(Preamble())))
-	if err != nil || string(src) != Minify(coreSource) {
-		t.Fatalf("preamble does not inflate to the minified core: %v", err)
+	want := strings.Replace(Minify(coreSource), "\nEXT = ''\n", "\nEXT = "+pyString(Minify(extSource))+"\n", 1)
+	if err != nil || string(src) != want {
+		t.Fatalf("preamble does not inflate to the minified core with ext.py in its slot: %v", err)
+	}
+	// Line numbers of the core are kept: the slot is one line.
+	if got, want := strings.Count(string(src), "\n"), strings.Count(Minify(coreSource), "\n"); got != want {
+		t.Errorf("preamble has %d lines, the core %d", got, want)
 	}
 	if len(Preamble()) > 10000 {
 		t.Errorf("preamble is %d bytes, over the 10,000 budget", len(Preamble()))
@@ -52,5 +62,26 @@ func TestMinifyKeepsLines(t *testing.T) {
 	lines := strings.Split(out, "\n")
 	if lines[1] != "import os" || lines[4] != "class A(object):" || lines[6] != " def f(self):" || lines[9] != "  return x" {
 		t.Fatalf("minified:\n%q", lines)
+	}
+}
+
+// Every supported interpreter compiles the sources as they are sent: the
+// first stage, the core with ext.py in its slot, and ext.py itself.
+func TestSourcesCompileOnEveryInterpreter(t *testing.T) {
+	dir := t.TempDir()
+	src, _ := io.ReadAll(flate.NewReader(bytes.NewReader(Preamble())))
+	files := map[string]string{"first_stage.py": Minify(firstStageSource), "preamble.py": string(src), "ext.py": Minify(extSource)}
+	for name, body := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(body), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, py := range testenv.Pythons(t) {
+		for name := range files {
+			out, err := exec.Command(py.Path, "-Sc", "import sys; compile(open(sys.argv[1]).read(), sys.argv[1], 'exec')", filepath.Join(dir, name)).CombinedOutput()
+			if err != nil {
+				t.Errorf("%s does not compile %s: %v\n%s", py.Name, name, err, out)
+			}
+		}
 	}
 }
