@@ -26,7 +26,9 @@ type conn struct {
 	wmu     sync.Mutex
 	w       *bufio.Writer
 	writers atomic.Int32
-	done    chan struct{}
+	// closeErr, once set, is the cause reported when the stream ends.
+	closeErr atomic.Pointer[error]
+	done     chan struct{}
 
 	mu        sync.Mutex
 	err       error
@@ -115,11 +117,19 @@ func (c *conn) send(t uint8, id uint32, payload []byte) error {
 	return nil
 }
 
+// closing records that the host is closing the connection on purpose, so
+// that the EOF which follows is reported as closed rather than lost.
+func (c *conn) closing(err error) {
+	c.closeErr.Store(&err)
+}
+
 func (c *conn) readLoop() {
 	for {
 		f, err := ReadFrame(c.r)
 		if err != nil {
-			if sdk.KindOf(err) != sdk.KindProtocol {
+			if ce := c.closeErr.Load(); ce != nil {
+				err = *ce
+			} else if sdk.KindOf(err) != sdk.KindProtocol {
 				err = lostError(c.name, err)
 			}
 			c.fail(err)

@@ -126,6 +126,8 @@ func (c *Context) Close() error {
 	for i := len(kids) - 1; i >= 0; i-- {
 		_ = kids[i].Close()
 	}
+	closed := &sdk.Error{Kind: sdk.KindClosed, Msg: fmt.Sprintf("context %s closed", c.name)}
+	c.conn.closing(closed)
 	if c.conn.Err() == nil {
 		// Closing stdin is the shutdown signal; the core exits at EOF.
 		_ = c.proc.CloseWrite()
@@ -134,7 +136,7 @@ func (c *Context) Close() error {
 		case <-time.After(3 * time.Second):
 		}
 	}
-	c.conn.fail(&sdk.Error{Kind: sdk.KindClosed, Msg: fmt.Sprintf("context %s closed", c.name)})
+	c.conn.fail(closed)
 	c.proc.Close()
 	if c.plugin != nil {
 		release(c.plugin, c.id)

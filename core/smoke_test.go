@@ -3,6 +3,8 @@ package core
 import (
 	"bytes"
 	"testing"
+
+	"github.com/sporehq/spore/sdk"
 )
 
 func TestSmokeLocal(t *testing.T) {
@@ -20,5 +22,12 @@ func TestSmokeLocal(t *testing.T) {
 	st, err := c.Run(ctx, &Cmd{Argv: []string{"sh", "-c", "echo hi; exit 3"}, Stdout: &out})
 	if err != nil || st != 3 || out.String() != "hi\n" {
 		t.Fatalf("st=%d err=%v out=%q", st, err, out.String())
+	}
+	c.Close()
+	if k := sdk.KindOf(c.Err()); k != sdk.KindClosed {
+		t.Fatalf("after Close, Err() = %v (kind %s), want closed", c.Err(), k)
+	}
+	if _, err := c.Ping(ctx); sdk.KindOf(err) != sdk.KindClosed {
+		t.Fatalf("ping after Close: %v", err)
 	}
 }
