@@ -1,11 +1,12 @@
 package core
 
 import (
-	"bufio"
 	"context"
 	"os"
 	"os/exec"
 	"testing"
+
+	"github.com/sporehq/spore/sdk/rpc"
 )
 
 // BenchmarkConnPingFakeCore measures the host's own share of a round trip:
@@ -29,13 +30,9 @@ while True:
 	inR.Close()
 	outW.Close()
 	p := &localProc{cmd: cmd, stdin: inW, stdout: outR, done: make(chan struct{})}
-	p.out = newBlockingReader(outR)
-	if os.Getenv("POLLER") != "" {
-		p.out = outR
-	}
+	p.out = rpc.BlockingReader(outR)
 	c := newConn("fake", p, p)
 	defer c.fail(nil)
-	_ = bufio.NewReader
 	ctx := context.Background()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

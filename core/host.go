@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
+	"io"
 	"os"
 	"strings"
 	"sync"
@@ -474,21 +474,12 @@ func (h *Host) receiveConn(ctx context.Context, p *pluginClient, connTok, errTok
 	if err != nil {
 		return nil, fmt.Errorf("receiving the stream from plugin %s: %w", p.file.Name, err)
 	}
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		return nil, err
-	}
-	uc, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return nil, fmt.Errorf("plugin %s passed a stream that is not a unix socket", p.file.Name)
-	}
-	cp := &connProc{c: uc}
+	var stderr io.Reader
 	if errTok != 0 {
 		if ef, err := p.fds.Receive(ctx, errTok); err == nil {
-			cp.stderr = ef
+			stderr = ef
 		}
 	}
+	cp := newConnProc(f, stderr)
 	return cp, nil
 }

@@ -195,31 +195,31 @@ func (s *server) passConn(st *Stream) (connTok, errTok uint64, err error) {
 	return connTok, errTok, nil
 }
 
-func socketPair() (*net.UnixConn, *os.File, error) {
+func socketPair() (*os.File, *os.File, error) {
 	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socket pair: %w", err)
 	}
-	f := os.NewFile(uintptr(fds[0]), "relay")
-	c, err := net.FileConn(f)
-	f.Close()
-	if err != nil {
-		syscall.Close(fds[1])
-		return nil, nil, err
-	}
-	return c.(*net.UnixConn), os.NewFile(uintptr(fds[1]), "relay-host"), nil
+	return os.NewFile(uintptr(fds[0]), "relay"), os.NewFile(uintptr(fds[1]), "relay-host"), nil
 }
 
 // relay copies between the host's socket and the transport's stream, with
-// half-closes passed through both ways.
-func relay(sock *net.UnixConn, conn io.ReadWriteCloser) {
+// half-closes passed through both ways. The socket is read with blocking
+// reads (see rpc.BlockingReader): each byte the host sends reaches the
+// transport without a poller wake-up.
+func relay(sock *os.File, conn io.ReadWriteCloser) {
+	shutdown := func(how int) {
+		if rc, err := sock.SyscallConn(); err == nil {
+			_ = rc.Control(func(fd uintptr) { _ = syscall.Shutdown(int(fd), how) })
+		}
+	}
 	done := make(chan struct{})
 	go func() {
 		_, _ = io.Copy(sock, conn)
-		_ = sock.CloseWrite()
+		shutdown(syscall.SHUT_WR)
 		close(done)
 	}()
-	_, _ = io.Copy(conn, sock)
+	_, _ = io.Copy(conn, rpc.BlockingReader(sock))
 	if cw, ok := conn.(interface{ CloseWrite() error }); ok {
 		_ = cw.CloseWrite()
 	} else {
@@ -227,6 +227,7 @@ func relay(sock *net.UnixConn, conn io.ReadWriteCloser) {
 	}
 	<-done
 	_ = conn.Close()
+	shutdown(syscall.SHUT_RDWR)
 	_ = sock.Close()
 }
 
