@@ -30,9 +30,38 @@ func (g *globals) stdin() io.Reader {
 	return os.Stdin
 }
 
-// connect opens target, cancelled by ctx.
-func (g *globals) connect(ctx context.Context, h *core.Host, target string) (*core.Context, error) {
-	return h.Connect(ctx, target)
+// session connects to target under a context cancelled by SIGINT,
+// SIGTERM or SIGHUP; done closes everything.
+func (g *globals) session(target string) (context.Context, *core.Context, func(), error) {
+	ctx, stop := signalContext()
+	h := g.host()
+	done := func() { h.Close(); stop() }
+	cx, err := h.Connect(ctx, target)
+	if err != nil {
+		done()
+		return nil, nil, nil, err
+	}
+	return ctx, cx, done, nil
+}
+
+// progress returns a progress callback that draws a bar on stderr when it
+// is a terminal (nil otherwise), and a func that finishes the bar.
+func progress(what string) (func(done, total int64), func()) {
+	if !term.IsTerminal(int(os.Stderr.Fd())) {
+		return nil, func() {}
+	}
+	var bar *progressbar.ProgressBar
+	update := func(done, total int64) {
+		if bar == nil {
+			bar = progressbar.DefaultBytes(total, what)
+		}
+		_ = bar.Set64(done)
+	}
+	return update, func() {
+		if bar != nil {
+			_ = bar.Finish()
+		}
+	}
 }
 
 func runCmd(g *globals) *cobra.Command {
@@ -62,14 +91,11 @@ func runCmd(g *globals) *cobra.Command {
 				}
 				envMap[k] = v
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			h := g.host()
-			defer h.Close()
-			cx, err := g.connect(ctx, h, args[0])
+			ctx, cx, done, err := g.session(args[0])
 			if err != nil {
 				return err
 			}
+			defer done()
 			rc := &core.Cmd{Argv: argv, Shell: shell, Env: envMap, Dir: dir, Stdin: g.stdin(), Stdout: os.Stdout, Stderr: os.Stderr}
 			if pty {
 				return interactive(ctx, g, cx, rc)
@@ -104,14 +130,11 @@ func shellCmd(g *globals) *cobra.Command {
 		Short: "Open an interactive login shell on TARGET",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx, stop := signalContext()
-			defer stop()
-			h := g.host()
-			defer h.Close()
-			cx, err := g.connect(ctx, h, args[0])
+			ctx, cx, done, err := g.session(args[0])
 			if err != nil {
 				return err
 			}
+			defer done()
 			return interactive(ctx, g, cx, &core.Cmd{Shell: `exec "${SHELL:-/bin/sh}" -l`, Stdin: g.stdin(), Stdout: os.Stdout})
 		},
 	}
@@ -175,32 +198,18 @@ func putCmd(g *globals) *cobra.Command {
 				}
 				m = os.FileMode(v)
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			h := g.host()
-			defer h.Close()
-			cx, err := g.connect(ctx, h, args[0])
+			ctx, cx, done, err := g.session(args[0])
 			if err != nil {
 				return err
 			}
+			defer done()
 			remotePath := args[2]
 			if fi, err := cx.Stat(ctx, remotePath); err == nil && fi.Type == "dir" {
 				remotePath = strings.TrimRight(remotePath, "/") + "/" + filepath.Base(args[1])
 			}
-			var bar *progressbar.ProgressBar
-			var progress func(done, total int64)
-			if term.IsTerminal(int(os.Stderr.Fd())) {
-				progress = func(done, total int64) {
-					if bar == nil {
-						bar = progressbar.DefaultBytes(total, "put "+filepath.Base(args[1]))
-					}
-					_ = bar.Set64(done)
-				}
-			}
-			err = cx.PutFile(ctx, args[1], remotePath, m, progress)
-			if bar != nil {
-				_ = bar.Finish()
-			}
+			update, finish := progress("put " + filepath.Base(args[1]))
+			err = cx.PutFile(ctx, args[1], remotePath, m, update)
+			finish()
 			return err
 		},
 	}
@@ -218,33 +227,19 @@ func getCmd(g *globals) *cobra.Command {
 			if st, err := os.Stat(local); err == nil && st.IsDir() {
 				local = filepath.Join(local, filepath.Base(args[1]))
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			h := g.host()
-			defer h.Close()
-			cx, err := g.connect(ctx, h, args[0])
+			ctx, cx, done, err := g.session(args[0])
 			if err != nil {
 				return err
 			}
+			defer done()
 			tmp, err := os.CreateTemp(filepath.Dir(local), "."+filepath.Base(local)+".spore-*")
 			if err != nil {
 				return err
 			}
 			defer os.Remove(tmp.Name())
-			var bar *progressbar.ProgressBar
-			var progress func(done, total int64)
-			if term.IsTerminal(int(os.Stderr.Fd())) {
-				progress = func(done, total int64) {
-					if bar == nil {
-						bar = progressbar.DefaultBytes(total, "get "+filepath.Base(args[1]))
-					}
-					_ = bar.Set64(done)
-				}
-			}
-			fi, err := cx.Get(ctx, args[1], tmp, progress)
-			if bar != nil {
-				_ = bar.Finish()
-			}
+			update, finish := progress("get " + filepath.Base(args[1]))
+			fi, err := cx.Get(ctx, args[1], tmp, update)
+			finish()
 			if err == nil {
 				err = tmp.Chmod(os.FileMode(fi.Mode).Perm())
 			}
@@ -283,14 +278,11 @@ visible to the code as "args". What the code prints goes to stdout first.`,
 					return fmt.Errorf("py: --args is not JSON: %v", err)
 				}
 			}
-			ctx, stop := signalContext()
-			defer stop()
-			h := g.host()
-			defer h.Close()
-			cx, err := g.connect(ctx, h, args[0])
+			ctx, cx, done, err := g.session(args[0])
 			if err != nil {
 				return err
 			}
+			defer done()
 			r, err := cx.Python(ctx, code, a)
 			if err != nil {
 				var se *sdk.Error
@@ -328,7 +320,7 @@ func pingCmd(g *globals) *cobra.Command {
 			var report []map[string]any
 			for _, target := range args {
 				t0 := time.Now()
-				cx, err := g.connect(ctx, h, target)
+				cx, err := h.Connect(ctx, target)
 				if err != nil {
 					printError(err)
 					failed = exitError{exitFailure}
