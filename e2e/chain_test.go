@@ -109,28 +109,7 @@ func chainDescends(pid, ancestor int) bool {
 
 // chainTCPTo reports whether pid holds an established TCP connection to
 // 127.0.0.1:port.
-func chainTCPTo(pid, port int) bool {
-	inodes := map[string]bool{}
-	dir := "/proc/" + strconv.Itoa(pid) + "/fd"
-	ents, _ := os.ReadDir(dir)
-	for _, e := range ents {
-		if l, err := os.Readlink(filepath.Join(dir, e.Name())); err == nil && strings.HasPrefix(l, "socket:[") {
-			inodes[strings.TrimSuffix(strings.TrimPrefix(l, "socket:["), "]")] = true
-		}
-	}
-	b, err := os.ReadFile("/proc/net/tcp")
-	if err != nil {
-		return false
-	}
-	want := fmt.Sprintf("0100007F:%04X", port)
-	for _, l := range strings.Split(string(b), "\n")[1:] {
-		f := strings.Fields(l)
-		if len(f) > 9 && f[2] == want && f[3] == "01" && inodes[f[9]] {
-			return true
-		}
-	}
-	return false
-}
+func chainTCPTo(pid, port int) bool { return sshTCPTo(sshSocketInodes(pid), port) }
 
 // 1. sudo over ssh with the password from password_env: the command runs
 // as root; spore ping shows both hops' facts and timings.

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -69,10 +70,30 @@ func spore(t testing.TB, args ...string) result {
 // sporeIn runs bin/spore with stdin and extra environment.
 func sporeIn(t testing.TB, stdin []byte, env []string, args ...string) result {
 	t.Helper()
+	return runSpore(t, "", stdin, env, args...)
+}
+
+// runSpore runs bin/spore with args — as user through runuser, from /, in
+// a session of its own with no controlling terminal, when user is set —
+// with stdin, extra environment and a 2-minute limit.
+func runSpore(t testing.TB, user string, stdin []byte, env []string, args ...string) result {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, filepath.Join(binDir, "spore"), args...)
+	argv := append([]string{filepath.Join(binDir, "spore")}, args...)
+	what := fmt.Sprintf("spore %v", args)
+	if user != "" {
+		argv = append([]string{"runuser", "-u", user, "--"}, argv...)
+		what += " as " + user
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
+	if user != "" {
+		cmd.Dir = "/"
+		// No controlling terminal: spore never asks the person running
+		// the tests.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	}
 	if stdin != nil {
 		cmd.Stdin = bytes.NewReader(stdin)
 	}
@@ -87,10 +108,10 @@ func sporeIn(t testing.TB, stdin []byte, env []string, args ...string) result {
 	case errors.As(err, &ee):
 		r.code = ee.ExitCode()
 	default:
-		t.Fatalf("spore %v: %v", args, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	if ctx.Err() != nil {
-		t.Fatalf("spore %v hung (killed after 2 minutes); stderr: %s", args, r.stderr)
+		t.Fatalf("%s hung (killed after 2 minutes); stderr: %s", what, r.stderr)
 	}
 	return r
 }

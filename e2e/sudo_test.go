@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -33,31 +32,7 @@ func sudoEnv(t *testing.T) (*testenv.Users, string) {
 // limit.
 func sporeAs(t *testing.T, user string, env []string, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "runuser", append([]string{"-u", user, "--", filepath.Join(binDir, "spore")}, args...)...)
-	cmd.Env = append(os.Environ(), env...)
-	cmd.Dir = "/"
-	// A session of its own: no controlling terminal, so spore never asks
-	// the person running the tests.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	t0 := time.Now()
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), took: time.Since(t0)}
-	var ee *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &ee):
-		r.code = ee.ExitCode()
-	default:
-		t.Fatalf("spore %v as %s: %v", args, user, err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("spore %v as %s hung (killed after 2 minutes); stderr: %s", args, user, r.stderr)
-	}
-	return r
+	return runSpore(t, user, nil, env, args...)
 }
 
 // wantFailure checks a failed spore run: exit 255, one line on stderr
