@@ -22,6 +22,7 @@ PY3 = sys.version_info[0] >= 3
 HDR = struct.Struct('>BII')
 MAXF = 1 << 20
 WINDOW = 1 << 21
+GRANT = WINDOW // 4
 CHUNK = 1 << 17
 # Reads stay under glibc's mmap threshold (128 KiB): a larger buffer costs an
 # mmap, mremap and munmap on every read.
@@ -302,6 +303,7 @@ class Chan(object):
         self.on_done = on_done
         self.inbuf = []
         self.inlen = 0
+        self.unacked = 0
         self.ineof = False
         self.credit = WINDOW
         self.reading = False
@@ -380,7 +382,13 @@ class Chan(object):
                 self.inbuf[0] = d[n:]
         if sent:
             self.inlen -= sent
-            self.core.send(CREDIT, self.id, struct.pack('>I', sent))
+            # Credit is granted in quarters of the window, not per write:
+            # one frame less per small message, and the sender, whose
+            # window is four quarters, never waits on a quarter held back.
+            self.unacked += sent
+            if self.unacked >= GRANT:
+                self.core.send(CREDIT, self.id, struct.pack('>I', self.unacked))
+                self.unacked = 0
         if self.inbuf:
             self.core.loop.writer(self.sink, self._writable)
         else:
