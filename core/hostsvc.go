@@ -182,7 +182,7 @@ func dialError(addr string, err error) error {
 }
 
 func unixPair() (*net.UnixConn, *os.File, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fds, err := rpc.Socketpair(syscall.SOCK_STREAM)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,7 +8,6 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
-	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -117,7 +116,7 @@ func launchPlugin(ctx context.Context, f PluginFile, env []string, log hclog.Log
 	cmd.Env = append(append([]string(nil), env...), rpc.FDEnv+"=3")
 	cmd.ExtraFiles = []*os.File{theirs}
 	// If spore dies, its plugins die with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = pluginProcAttr()
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  plugin.HandshakeConfig(rpc.Handshake),
 		Plugins:          plugin.PluginSet{rpc.PluginName: hostPlugin{}},

@@ -196,7 +196,7 @@ func (s *server) passConn(st *Stream) (connTok, errTok uint64, err error) {
 }
 
 func socketPair() (*os.File, *os.File, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	fds, err := rpc.Socketpair(syscall.SOCK_STREAM)
 	if err != nil {
 		return nil, nil, fmt.Errorf("socket pair: %w", err)
 	}

@@ -32,7 +32,7 @@ type FDPass struct {
 // NewFDPassPair returns a connected socket pair: the host keeps the first
 // (wrapped), the second is handed to the plugin as an extra file.
 func NewFDPassPair() (*FDPass, *os.File, error) {
-	fds, err := syscall.Socketpair(syscall.AF_UNIX, syscall.SOCK_SEQPACKET|syscall.SOCK_CLOEXEC, 0)
+	fds, err := Socketpair(syscall.SOCK_SEQPACKET)
 	if err != nil {
 		return nil, nil, fmt.Errorf("fd socket pair: %w", err)
 	}
