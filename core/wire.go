@@ -80,6 +80,7 @@ func ReadFrame(r *bufio.Reader) (Frame, error) {
 	return f, nil
 }
 
+// String describes the frame for logs: type, id and payload length.
 func (f Frame) String() string {
 	return fmt.Sprintf("frame{type %d id %d len %d}", f.Type, f.ID, len(f.Payload))
 }

@@ -1,4 +1,3 @@
-// Command spore-transport-docker serves the docker transport to spore.
 package main
 
 import (

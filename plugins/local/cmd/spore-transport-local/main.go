@@ -1,4 +1,3 @@
-// Command spore-transport-local serves the local transport to spore.
 package main
 
 import (

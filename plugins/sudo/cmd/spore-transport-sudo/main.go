@@ -1,5 +1,3 @@
-// Command spore-transport-sudo is spore's sudo transport plugin. The spore
-// host starts it; it is not meant to be run by hand.
 package main
 
 import (

@@ -1,0 +1,2 @@
+// Command spore-transport-docker serves the docker transport to spore.
+package main

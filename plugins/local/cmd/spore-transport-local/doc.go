@@ -1,0 +1,2 @@
+// Command spore-transport-local serves the local transport to spore.
+package main
