@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
@@ -125,11 +127,20 @@ func launchPlugin(ctx context.Context, f PluginFile, env []string, log hclog.Log
 		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
 		Logger:           pluginLogger{log.Named(f.Name)},
 		Managed:          false,
+		StartTimeout:     pluginStartTimeout,
 	})
 	fail := func(err error) (*pluginClient, error) {
+		// The plugin leads its own process group: end all of it, or a
+		// child holding its stdout would keep go-plugin waiting.
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
 		client.Kill()
 		fds.Close()
-		return nil, &sdk.Error{Kind: sdk.KindNoPlugin, Msg: fmt.Sprintf("transport plugin %s (%s): %v", f.Name, f.Path, err), Err: err}
+		// go-plugin's handshake errors run to a dozen lines of advice: the
+		// first says what happened.
+		msg, _, _ := strings.Cut(err.Error(), "\n")
+		return nil, &sdk.Error{Kind: sdk.KindNoPlugin, Msg: fmt.Sprintf("transport plugin %s (%s) is unusable: %s", f.Name, f.Path, msg), Err: err}
 	}
 	rc, err := client.Client()
 	if err != nil {
@@ -179,6 +190,19 @@ func (l pluginLogger) Error(msg string, args ...interface{}) {
 	}
 	l.Logger.Error(msg, args...)
 }
+
+// Warn demotes go-plugin's warning about a plugin it had to kill: the
+// failure that made it kill the plugin is reported already.
+func (l pluginLogger) Warn(msg string, args ...interface{}) {
+	if msg == "plugin failed to exit gracefully" {
+		l.Logger.Debug(msg, args...)
+		return
+	}
+	l.Logger.Warn(msg, args...)
+}
+
+// pluginStartTimeout bounds a plugin's start and handshake.
+const pluginStartTimeout = 10 * time.Second
 
 func (p *pluginClient) kill() {
 	p.client.Kill()

@@ -2,7 +2,8 @@ package core
 
 import "syscall"
 
-// pluginProcAttr makes a plugin die with spore (parent-death signal).
+// pluginProcAttr makes a plugin die with spore (parent-death signal) and
+// lead its own process group.
 func pluginProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 }

@@ -4,8 +4,9 @@ package core
 
 import "syscall"
 
-// pluginProcAttr: without a parent-death signal, a plugin notices spore's
-// death when go-plugin's connection to it closes.
+// pluginProcAttr puts a plugin in its own process group. Without a
+// parent-death signal, a plugin notices spore's death when go-plugin's
+// connection to it closes.
 func pluginProcAttr() *syscall.SysProcAttr {
-	return &syscall.SysProcAttr{Setpgid: false}
+	return &syscall.SysProcAttr{Setpgid: true}
 }

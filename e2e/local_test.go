@@ -338,3 +338,30 @@ func alive(pid int) bool {
 }
 
 var _ = io.Discard
+
+// A plugin that is not a plugin (prints garbage, or never answers) is
+// reported in one line, within the start timeout, and leaves nothing
+// running.
+func TestBrokenPluginReported(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) {
+		if err := os.WriteFile(filepath.Join(dir, "spore-transport-"+name), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("garbage", "echo this is not a handshake; exit 3")
+	write("silent", "sleep 300.9")
+	for _, c := range []struct {
+		scheme string
+		limit  time.Duration
+	}{{"garbage", 5 * time.Second}, {"silent", 20 * time.Second}} {
+		r := sporeIn(t, nil, []string{"SPORE_PLUGIN_PATH=" + dir}, "run", c.scheme+"://x", "--", "true")
+		if r.code != 255 || !oneLine(r.stderr) || !strings.Contains(r.stderr, "transport plugin "+c.scheme) {
+			t.Errorf("%s: exit %d, stderr %q; want 255 and one line naming the plugin", c.scheme, r.code, r.stderr)
+		}
+		if r.took > c.limit {
+			t.Errorf("%s: took %v, over %v", c.scheme, r.took, c.limit)
+		}
+	}
+	waitFor(t, 5*time.Second, "the silent plugin's children to be gone", func() bool { return len(pidsWith("sleep 300.9")) == 0 })
+}
