@@ -382,7 +382,7 @@ func round(d time.Duration) time.Duration {
 func pluginsCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "plugins",
-		Short: "List the transports found: name, path, protocol version",
+		Short: "List the transports found: name, path, protocol version, options",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx, stop := signalContext()
@@ -402,10 +402,8 @@ func pluginsCmd(g *globals) *cobra.Command {
 					continue
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%d\n", f.Name, f.Path, info.Protocol)
-				if g.verbose > 0 {
-					for _, o := range info.Options {
-						fmt.Fprintf(tw, "\t  ?%s=\t%s\n", o.Name, o.Help)
-					}
+				for _, o := range info.Options {
+					fmt.Fprintf(tw, "\t  ?%s=\t%s\n", o.Name, o.Help)
 				}
 			}
 			return tw.Flush()
