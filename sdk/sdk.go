@@ -65,7 +65,7 @@ type Info struct {
 // Option documents one hop option (?name=value in a target).
 type Option struct {
 	Name string
-	// Help is one line for `spore plugins -v` and error messages.
+	// Help is one line for `spore plugins` and error messages.
 	Help string
 	// Default is shown in help; the transport applies it itself.
 	Default string
