@@ -167,16 +167,43 @@ func (h *Host) ConnectHops(ctx context.Context, parent *Context, hops []Hop) (*C
 		}
 	}
 	h.mu.Unlock()
+	// Start every scheme's plugin at once: each start is a process launch
+	// and a handshake, and a chain needs them all before it connects.
+	type started struct {
+		p   *pluginClient
+		err error
+	}
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	byScheme := map[string]started{}
+	for _, hop := range hops {
+		mu.Lock()
+		_, dup := byScheme[hop.Scheme]
+		byScheme[hop.Scheme] = started{}
+		mu.Unlock()
+		if dup {
+			continue
+		}
+		wg.Add(1)
+		go func(scheme string) {
+			defer wg.Done()
+			p, err := h.plugin(ctx, scheme)
+			mu.Lock()
+			byScheme[scheme] = started{p, err}
+			mu.Unlock()
+		}(hop.Scheme)
+	}
+	wg.Wait()
 	plugins := make([]*pluginClient, len(hops))
 	for i, hop := range hops {
-		p, err := h.plugin(ctx, hop.Scheme)
-		if err != nil {
+		st := byScheme[hop.Scheme]
+		if st.err != nil {
+			return nil, st.err
+		}
+		if err := hop.checkOptions(st.p.info.Options); err != nil {
 			return nil, err
 		}
-		if err := hop.checkOptions(p.info.Options); err != nil {
-			return nil, err
-		}
-		plugins[i] = p
+		plugins[i] = st.p
 	}
 	var opened []*Context
 	for i, hop := range hops {
