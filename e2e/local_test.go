@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/json"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -337,7 +336,6 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
-var _ = io.Discard
 
 // A plugin that is not a plugin (prints garbage, or never answers) is
 // reported in one line, within the start timeout, and leaves nothing
