@@ -336,7 +336,6 @@ func alive(pid int) bool {
 	return len(fields) > 0 && fields[0] != "Z"
 }
 
-
 // A plugin that is not a plugin (prints garbage, or never answers) is
 // reported in one line, within the start timeout, and leaves nothing
 // running.
