@@ -315,9 +315,11 @@ func (h *Host) boot(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 		h.mu.Lock()
 		delete(h.hops, hs.id)
 		// Process ids only serve the plugin's calls during setup.
+		hs.mu.Lock()
 		for _, id := range hs.procIDs {
 			delete(h.procs, id)
 		}
+		hs.mu.Unlock()
 		h.mu.Unlock()
 	}()
 	hs.mark("open")
