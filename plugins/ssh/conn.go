@@ -37,7 +37,9 @@ func startCommand(client *xssh.Client, argv []string, closeClients func()) (*Con
 		}
 	}
 	if err == nil {
-		err = sess.Start(shellQuote(argv))
+		// exec: the login shell becomes the interpreter, so sshd is the
+		// core's parent and no shell lingers for the life of the hop.
+		err = sess.Start("exec " + shellQuote(argv))
 	}
 	if err != nil {
 		sess.Close()
