@@ -304,36 +304,42 @@ func pidsWith(s string) []int {
 	return out
 }
 
-func childrenOf(ppid int) []int {
+func childrenOf(parent int) []int {
 	var out []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(fields) > 1 && fields[1] == strconv.Itoa(ppid) {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && ppid(pid) == parent {
 			out = append(out, pid)
 		}
 	}
 	return out
 }
 
-// alive reports whether pid exists and is not a zombie.
-func alive(pid int) bool {
+// statFields returns the fields of /proc/PID/stat after the command name
+// (state, ppid, ...), or nil.
+func statFields(pid int) []string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return false
+		return nil
 	}
 	s := string(b)
-	fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	return len(fields) > 0 && fields[0] != "Z"
+	return strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+}
+
+// ppid returns pid's parent, or -1.
+func ppid(pid int) int {
+	f := statFields(pid)
+	if len(f) < 2 {
+		return -1
+	}
+	n, _ := strconv.Atoi(f[1])
+	return n
+}
+
+// alive reports whether pid exists and is not a zombie.
+func alive(pid int) bool {
+	f := statFields(pid)
+	return len(f) > 0 && f[0] != "Z"
 }
 
 // A plugin that is not a plugin (prints garbage, or never answers) is

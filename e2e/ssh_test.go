@@ -77,25 +77,6 @@ func sshUserDir(t *testing.T, u testenv.User) string {
 	return d
 }
 
-// sshProcStatus returns a field ("PPid", "Uid") of /proc/PID/status.
-func sshProcStatus(pid int, field string) string {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
-	if err != nil {
-		return ""
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(l, ":"); ok && k == field {
-			return strings.TrimSpace(v)
-		}
-	}
-	return ""
-}
-
-func sshPPid(pid int) int {
-	n, _ := strconv.Atoi(sshProcStatus(pid, "PPid"))
-	return n
-}
-
 func sshCmdline(pid int) string {
 	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	return strings.TrimRight(strings.ReplaceAll(string(b), "\x00", " "), " ")
@@ -107,9 +88,9 @@ func sshCmdline(pid int) string {
 // It fails the test otherwise.
 func sshdSession(t *testing.T, pid int, user string) int {
 	t.Helper()
-	p := sshPPid(pid)
+	p := ppid(pid)
 	if cl := sshCmdline(p); strings.HasPrefix(cl, "sh -c ") || strings.HasPrefix(cl, "/bin/sh -c ") {
-		p = sshPPid(p)
+		p = ppid(p)
 	}
 	cl := sshCmdline(p)
 	if p <= 1 || !strings.HasPrefix(cl, "sshd") || !strings.Contains(cl, user) {
@@ -472,7 +453,7 @@ func TestSSHPluginKilled(t *testing.T) {
 	go func() { _ = cmd.Wait(); close(exited) }()
 	waitFor(t, 20*time.Second, "the remote sleep to start", func() bool { return len(pidsWith("sleep\x00"+marker)) > 0 })
 	sleeps := pidsWith("sleep\x00" + marker)
-	corePID := sshPPid(sleeps[0])
+	corePID := ppid(sleeps[0])
 	if !strings.Contains(sshCmdline(corePID), "(spore:127.0.0.1)") {
 		t.Fatalf("the parent of the sleep is %d %q, not the core", corePID, sshCmdline(corePID))
 	}
