@@ -43,10 +43,10 @@ type Module struct {
 }
 
 var (
-	once     sync.Once
-	stageB64 string
-	preamble []byte
-	modules  []Module
+	once        sync.Once
+	stageB64    string
+	preamble    []byte
+	preambleMin int // length of the minified preamble
 )
 
 func build() {
@@ -64,12 +64,7 @@ func build() {
 	}
 	core = strings.Replace(core, slot, "\nEXT = "+pyString(ext)+"\n", 1)
 	preamble = deflate([]byte(core))
-	modules = []Module{
-		{"first_stage", len(firstStageSource), len(fs), len(fsz)},
-		{"core", len(coreSource), len(Minify(coreSource)), len(deflate([]byte(Minify(coreSource))))},
-		{"ext", len(extSource), len(ext), len(deflate([]byte(ext)))},
-		{"preamble (core+ext)", len(coreSource) + len(extSource), len(core), len(preamble)},
-	}
+	preambleMin = len(core)
 }
 
 func deflate(b []byte) []byte {
@@ -87,8 +82,18 @@ func FirstStage() string { once.Do(build); return stageB64 }
 // The caller must not modify it.
 func Preamble() []byte { once.Do(build); return preamble }
 
-// Modules returns the embedded modules' sizes, for `spore sizes`.
-func Modules() []Module { once.Do(build); return append([]Module(nil), modules...) }
+// Modules returns the embedded modules' sizes, for `spore sizes`. The
+// separate compressions are made here, not at every start.
+func Modules() []Module {
+	once.Do(build)
+	fs, core, ext := Minify(firstStageSource), Minify(coreSource), Minify(extSource)
+	return []Module{
+		{"first_stage", len(firstStageSource), len(fs), len(deflate([]byte(fs)))},
+		{"core", len(coreSource), len(core), len(deflate([]byte(core)))},
+		{"ext", len(extSource), len(ext), len(deflate([]byte(ext)))},
+		{"preamble (core+ext)", len(coreSource) + len(extSource), preambleMin, len(preamble)},
+	}
+}
 
 // BootArgv returns the boot command for a context named name, run by the
 // interpreter python. -S skips the site module: the first stage and the
