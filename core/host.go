@@ -237,28 +237,25 @@ func (h *Host) open(ctx context.Context, parent *Context, hop Hop, p *pluginClie
 	if parent != nil {
 		name = parent.name + "," + name
 	}
-	var tried []string
+	cands := pythons(hop, parent, p.info.SameHost)
 	cache := &secretCache{}
-	for _, py := range pythons(hop, parent, p.info.SameHost) {
-		c, err := h.boot(ctx, parent, hop, p, py, name, cache)
-		if err == nil {
+	var err error
+	for i, py := range cands {
+		var c *Context
+		if c, err = h.boot(ctx, parent, hop, p, py, name, cache); err == nil {
 			return c, nil
 		}
-		tried = append(tried, py)
 		if hop.Python != "auto" || sdk.KindOf(err) != sdk.KindNoPython {
-			return nil, h.hopError(hop, err)
+			break
 		}
 		var se *sdk.Error
-		if errors.As(err, &se) && len(tried) > 1 {
+		if tried := cands[:i+1]; errors.As(err, &se) && len(tried) > 1 {
 			se.Msg = fmt.Sprintf("no Python interpreter on the target (tried %s; set ?python=PATH)", strings.Join(tried, ", "))
 			se.WithDetail("tried", strings.Join(tried, ","))
 		}
-		if len(tried) == len(pythons(hop, parent, p.info.SameHost)) {
-			return nil, h.hopError(hop, err)
-		}
-		h.log.Debug("no interpreter, trying the next", "hop", hop.Spec, "python", py)
+		h.log.Debug("no interpreter", "hop", hop.Spec, "python", py)
 	}
-	return nil, h.hopError(hop, errors.New("no interpreter to try"))
+	return nil, h.hopError(hop, err)
 }
 
 func (h *Host) hopError(hop Hop, err error) error {
